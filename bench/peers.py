@@ -1,0 +1,215 @@
+"""Shared helpers for the benchmarks: the peers' venvs, timing, and peak memory.
+
+Everything lives under bench/.work/ (gitignored). Venvs are reused between runs;
+the qme venv is reinstalled whenever qme's sources change. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+VENVS = WORK / "venvs"
+
+# The peers, pinned: name -> pip requirements.
+ASCIINEMA = ("asciinema==2.4.0",)
+QUEUEME = ("qme[database]==0.0.14",)  # QueueMe, qme's predecessor; [database] = SQLAlchemy
+
+
+def env(**extra: str) -> dict[str, str]:
+    """os.environ without PYTHONDONTWRITEBYTECODE (so .pyc files are written and
+    used, as on a user's machine), plus extra."""
+    result = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    result.update(extra)
+    return result
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def venv(name: str, requirements: tuple[str, ...], stamp: str = "") -> Path:
+    """Create (or reuse) bench/.work/venvs/NAME with requirements installed.
+
+    The venv is rebuilt when requirements or stamp change."""
+    path = VENVS / name
+    marker = path / ".bench-installed"
+    want = "\n".join([*requirements, stamp])
+    if marker.exists() and marker.read_text() == want:
+        return path
+    _log(f"creating venv {path} with {' '.join(requirements)}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True, env=env())
+    pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", *requirements], check=True, env=env())
+    # Compile everything once, as an install by a user's pip would.
+    subprocess.run(
+        [str(path / "bin" / "python"), "-m", "compileall", "-q", str(path / "lib")],
+        check=False, env=env(), stdout=subprocess.DEVNULL,
+    )
+    marker.write_text(want)
+    return path
+
+
+def _source_stamp() -> str:
+    digest = hashlib.sha256()
+    for file in sorted([ROOT / "pyproject.toml", *(ROOT / "qme").rglob("*.py")]):
+        digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def qme_venv() -> Path:
+    """qme from this work tree, installed non-editable (like a user's install)."""
+    return venv("qme", (str(ROOT),), stamp=_source_stamp())
+
+
+def asciinema_venv() -> Path:
+    return venv("asciinema", ASCIINEMA)
+
+
+def queueme_venv() -> Path:
+    return venv("queueme", QUEUEME)
+
+
+def tool(venv_path: Path, name: str) -> str:
+    return str(venv_path / "bin" / name)
+
+
+def fresh_dir(prefix: str) -> Path:
+    """A new empty directory under bench/.work/tmp (a fresh HOME/QME_HOME)."""
+    base = WORK / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+# -- running and timing -------------------------------------------------------------------
+
+
+@dataclass
+class Cmd:
+    """One thing to measure: an argv list, or a string run by /bin/sh."""
+
+    label: str
+    argv: list[str] | str
+    env: dict[str, str] = field(default_factory=env)
+    note: str = ""
+
+    def run(self, check: bool = False) -> int:
+        proc = subprocess.run(
+            self.argv, shell=isinstance(self.argv, str), env=self.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{self.label}: exit {proc.returncode}: {self.shell()}")
+        return proc.returncode
+
+    def shell(self) -> str:
+        return self.argv if isinstance(self.argv, str) else shlex.join(self.argv)
+
+
+@dataclass
+class Timing:
+    times: list[float]  # seconds
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times) * 1000
+
+    @property
+    def min_ms(self) -> float:
+        return min(self.times) * 1000
+
+
+def time_commands(cmds: list[Cmd], runs: int, warmup: int = 1) -> dict[str, Timing]:
+    """Run every command `runs` times, taking turns within each round so that all of
+    them share the machine's noise; return the wall times by label.
+
+    Each command runs with stdin, stdout and stderr on /dev/null (so a tool that
+    picks pty or pipes by its stdio sees pipes); commands that need a terminal
+    are given one by wrapping them in `script`."""
+    for _ in range(warmup):
+        for cmd in cmds:
+            cmd.run(check=False)
+    results = {cmd.label: Timing([]) for cmd in cmds}
+    for _ in range(runs):
+        for cmd in cmds:
+            start = time.perf_counter()
+            cmd.run()
+            results[cmd.label].times.append(time.perf_counter() - start)
+    return results
+
+
+_RSS_PROBE = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[2:] if sys.argv[1] == "argv" else sys.argv[2], shell=sys.argv[1] == "sh",
+               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_rss_kib(cmd: Cmd) -> int:
+    """Peak resident memory (KiB) of the biggest process in cmd's tree.
+
+    A fresh Python runs the command and reads getrusage(RUSAGE_CHILDREN), which
+    covers every descendant that was waited for (the probe itself is not counted)."""
+    how = ["sh", cmd.argv] if isinstance(cmd.argv, str) else ["argv", *cmd.argv]
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, *how], env=cmd.env, check=True,
+        capture_output=True, text=True,
+    )
+    return int(out.stdout.split()[-1])
+
+
+def exit_code(cmd: Cmd) -> int:
+    return cmd.run()
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table; numbers right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [all(_is_number(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda row: "| " + " | ".join(  # noqa: E731
+        c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)
+    ) + " |"
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2))
+                         for w, n in zip(widths, numeric)) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in cells)])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.rstrip("×x%"))
+        return True
+    except ValueError:
+        return text in ("", "-", "n/a")
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def reproduce(argv: list[str] | None = None) -> str:
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *args])
+
+
+def header(title: str) -> None:
+    print(f"## {title}\n")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} — {machine()}\n")

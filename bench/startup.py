@@ -1,0 +1,76 @@
+"""Start-up cost of recording a trivial command: `true` run bare, under `script`,
+under qme, asciinema 2.4 and QueueMe 0.0.14. Also the exit code each passes on
+for `false` (qme must return 1).
+
+    python bench/startup.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import peers
+from peers import Cmd
+
+
+def commands(word: str, homes: dict[str, str]) -> list[Cmd]:
+    """The commands to compare, each running `word` (true or false)."""
+    qme = peers.tool(peers.qme_venv(), "qme")
+    asciinema = peers.tool(peers.asciinema_venv(), "asciinema")
+    queueme = peers.tool(peers.queueme_venv(), "qme")
+    python = peers.tool(peers.qme_venv(), "python")
+    qme_env = peers.env(HOME=homes["qme"], QME_HOME=homes["qme"])
+    queueme_args = lambda db: [queueme, "--config_dir", homes[db], "run", word]  # noqa: E731
+    queueme_env = lambda db: peers.env(HOME=homes[db], QME_DATABASE=db)  # noqa: E731
+    cast = f"{homes['asciinema']}/rec.cast"
+    return [
+        Cmd(f"`{word}` (bare)", [word]),
+        Cmd("`python -c pass` (qme venv)", [python, "-c", "pass"]),
+        Cmd(f"`script -qec {word} /dev/null`", ["script", "-qec", word, "/dev/null"]),
+        Cmd(f"`qme run {word}` (pipes)", [qme, "run", word], qme_env),
+        Cmd(f"`qme run {word}` on a pty¹", ["script", "-qec", f"{qme} run {word}", "/dev/null"],
+            qme_env),
+        Cmd(f"`asciinema rec -c {word}` 2.4.0²",
+            [asciinema, "rec", "-c", word, "--quiet", "--overwrite", cast],
+            peers.env(HOME=homes["asciinema"])),
+        Cmd(f"QueueMe 0.0.14 `qme run {word}`, filesystem", queueme_args("filesystem"),
+            queueme_env("filesystem")),
+        Cmd(f"QueueMe 0.0.14 `qme run {word}`, sqlite", queueme_args("sqlite"),
+            queueme_env("sqlite")),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="timed runs of each (default 30)")
+    args = parser.parse_args()
+
+    homes = {k: str(peers.fresh_dir(f"startup-{k}-"))
+             for k in ("qme", "asciinema", "filesystem", "sqlite")}
+    cmds = commands("true", homes)
+    codes = [c.run() for c in commands("false", homes)]
+    timings = peers.time_commands(cmds, runs=args.runs, warmup=2)
+
+    reference = timings[cmds[2].label].median_ms  # script
+    rows = []
+    for cmd, code in zip(cmds, codes):
+        t = timings[cmd.label]
+        rows.append([cmd.label, f"{t.median_ms:.1f}", f"{t.min_ms:.1f}",
+                     f"{t.median_ms / reference:.2f}×", code])
+    peers.header("Start-up: recording `true`")
+    print(peers.table(
+        ["command", "median ms", "min ms", "÷ script", "exit code of `false`"], rows))
+    print(
+        "\n¹ run as `script -qec 'qme run true' /dev/null`, so its time includes that outer"
+        " `script`; qme then gives the command a pty of its own.\n"
+        "² asciinema records without a terminal too (it always makes a pty), so it runs"
+        " directly; it records to a file in a fresh HOME.\n"
+        "Each tool has its own fresh HOME (and QME_HOME / `--config_dir`); the stores are"
+        " created by a warm-up run, so the times are for an existing store.\n"
+        f"Medians of {args.runs} runs, taking turns; stdio on /dev/null (so qme uses pipes)."
+        f"\n\nReproduce: `{peers.reproduce()}`"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Throughput of recording a big output: `cat FILE` bare, through tee, under `script`,
+and under qme, with pipes and on a terminal; plus qme's peak memory.
+
+    python bench/throughput.py [--size 1G] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import shlex
+
+import peers
+from peers import Cmd
+
+MB = 1_000_000
+
+
+def data_file(size: int) -> str:
+    """A text file of `size` bytes under bench/.work, made once: lines of base64 of
+    random bytes (so no line repeats within 4 MiB), written block by block."""
+    path = peers.WORK / f"data-{size}.txt"
+    if path.exists() and path.stat().st_size == size:
+        return str(path)
+    peers.WORK.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(42)
+    block = b"\n".join(
+        base64.b64encode(rng.randbytes(57)) for _ in range(4 * 1024 * 1024 // 77)
+    ) + b"\n"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as out:
+        left = size
+        while left > 0:
+            piece = block[:left]
+            out.write(piece)
+            left -= len(piece)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="file size, e.g. 64M or 1G (default 1G)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each (default 3)")
+    args = parser.parse_args()
+
+    size = parse_size(args.size)
+    path = data_file(size)
+    f = shlex.quote(path)
+    qme = shlex.quote(peers.tool(peers.qme_venv(), "qme"))
+    home = str(peers.fresh_dir("throughput-qme-"))
+    qme_env = peers.env(HOME=home, QME_HOME=home)
+    on_tty = lambda inner: f"script -qec {shlex.quote(inner)} /dev/null > /dev/null"  # noqa: E731
+
+    cmds = [
+        Cmd("`cat FILE` (bare)", f"cat {f} > /dev/null"),
+        Cmd("`cat FILE | tee /dev/null`", f"cat {f} | tee /dev/null > /dev/null"),
+        Cmd("`script -qec 'cat FILE' /dev/null`", on_tty(f"cat {f}")),
+        Cmd("`qme run cat FILE` (pipes)", f"{qme} run cat {f} > /dev/null", qme_env),
+        Cmd("on a terminal: `script -qec 'cat FILE'`", on_tty(on_tty(f"cat {f}"))),
+        Cmd("on a terminal: `qme run cat FILE`", on_tty(f"{qme} run cat {f}"), qme_env),
+    ]
+    timings = peers.time_commands(cmds, runs=args.runs, warmup=1)
+    speed = {c.label: size / MB / (timings[c.label].median_ms / 1000) for c in cmds}
+    rss = peers.peak_rss_kib(Cmd("rss", f"{qme} run cat {f} > /dev/null", qme_env))
+
+    rows = [[c.label, f"{timings[c.label].median_ms:.0f}", f"{timings[c.label].min_ms:.0f}",
+             f"{speed[c.label]:.0f}"] for c in cmds]
+    s = {c.label: speed[c.label] for c in cmds}
+    script_pipe, qme_pipe, script_tty, qme_tty = (s[cmds[i].label] for i in (2, 3, 4, 5))
+    peers.header(f"Throughput: recording `cat` of {size / (1 << 20):.0f} MiB")
+    print(peers.table(["command", "median ms", "min ms", "MB/s"], rows))
+    print()
+    print(peers.table(["ratio", "value", "target"], [
+        ["qme (pipes) ÷ script", f"{qme_pipe / script_pipe:.2f}×", "≥ 5×"],
+        ["qme on a terminal ÷ script on a terminal", f"{qme_tty / script_tty:.2f}×", "≥ 0.9×"],
+        ["peak RSS of `qme run cat FILE > /dev/null`", f"{rss / 1024:.1f} MiB", "≤ 32 MiB"],
+    ]))
+    print(
+        "\n\"On a terminal\" rows run the command under an outer"
+        " `script -qec '…' /dev/null > /dev/null`, so qme's (or the inner script's) stdout"
+        " is a pty; both rows pay for that outer pty.\n"
+        "MB = 10⁶ bytes, from the median time. qme keeps its default QME_MAX_OUTPUT (8M:"
+        " head and tail) in a fresh SQLite store. Peak RSS is the largest process in the"
+        " tree (getrusage RUSAGE_CHILDREN).\n"
+        f"FILE: {path} (base64 text lines).\n\nReproduce: `{peers.reproduce()}`"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from qme.cli import main
+
+raise SystemExit(main())

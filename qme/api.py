@@ -1,0 +1,220 @@
+"""The Python API: `Queue` runs, finds, reruns and clears tasks.
+
+The CLI and the dashboard are thin layers over this class.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import time
+from collections.abc import Sequence
+
+from qme import console, executors, liveness
+from qme.config import OPTIONS, Settings, parse_size
+from qme.errors import AmbiguousTask, ConfigError, NoSuchTask, QmeError
+from qme.store import SearchHit, Store, TaskQuery, describe, open_store
+from qme.task import LOST, RUNNING, Task, new_uuid4
+from qme.text import words
+
+# A lone argument with any of these is a shell line: `qme run "ls | wc -l"`.
+SHELL_SYNTAX = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~={}")
+TASK_ID_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def command_line(command: str | Sequence[str]) -> tuple[list[str], str]:
+    """(argv to execute, command as the user wrote it)."""
+    parts = [command] if isinstance(command, str) else list(command)
+    if not parts or not parts[0].strip():
+        raise QmeError("no command given")
+    if len(parts) == 1 and SHELL_SYNTAX.intersection(parts[0]):
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        return [shell, "-c", parts[0]], parts[0]
+    import shlex
+
+    return parts, shlex.join(parts)
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def hostname() -> str:
+    return os.uname().nodename
+
+
+class Queue:
+    """A queue of tasks in the configured store.
+
+    >>> q = Queue(config_dir="/tmp/qme")
+    >>> task = q.run("echo hi")
+    >>> q.search("hi")[0].task.id == task.id
+    True
+    """
+
+    def __init__(self, config_dir: str | os.PathLike | None = None, database: str | None = None):
+        self.settings = Settings.load(config_dir, database=database)
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def database(self) -> str:
+        """The store's kind: sqlite or filesystem."""
+        return describe(self.settings)[0]
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        message: str | None = None,
+        executor: str | None = None,
+        cwd: str | None = None,
+    ) -> Task:
+        """Run a command (a shell line, or an argv list) and record it.
+
+        The command's stdio is this process's: output is shown and recorded.
+        If recording fails, the command still runs and one warning is printed.
+        """
+        argv, text = command_line(command)
+        return self._run(argv, text, message=message, executor=executor, cwd=cwd)
+
+    def _run(self, argv, text, *, message, executor, cwd, rerun_of=None) -> Task:
+        from qme.recorder import record
+
+        chosen = (
+            executors.get(executor, self.settings)
+            if executor
+            else executors.for_command(text, self.settings)
+        )
+        task = Task(
+            id=f"{chosen.name}-{new_uuid4()}",
+            executor=chosen.name,
+            command=text,
+            argv=argv,
+            cwd=os.path.abspath(cwd) if cwd else os.getcwd(),
+            user=current_user(),
+            host=hostname(),
+            started=time.time(),
+            message=message,
+            rerun_of=rerun_of,
+        )
+        chosen.prepare(task)
+        try:
+            limit = self.settings.max_output
+        except ConfigError:  # reported by the store, which reads the same file
+            limit = parse_size(OPTIONS["max_output"].default)
+        error = record(task, lambda: open_store(self.settings), limit, chosen.finish)
+        if error:
+            console.warn(f"this command was not recorded: {error}")
+        task.queue = self
+        return task
+
+    def rerun(
+        self, task_id: str | None = None, *, message: str | None = None, here: bool = False
+    ) -> Task:
+        """Run a task's command again, in its directory (or this one when here is
+        true), as a new task linked to the old one by `rerun_of`."""
+        old = self.get(task_id, streams=False)
+        cwd = os.getcwd() if here else old.cwd
+        if not os.path.isdir(cwd):
+            raise QmeError(
+                f"cannot rerun {old.short_id}: its directory {cwd} no longer exists "
+                "(--here runs it in the current directory)"
+            )
+        return self._run(
+            old.argv, old.command, message=message, executor=old.executor, cwd=cwd,
+            rerun_of=old.id,
+        )
+
+    # -- finding ------------------------------------------------------------------------
+
+    def resolve(self, query: str) -> str:
+        """The full id of the one task whose id, or uuid part, starts with query."""
+        if not TASK_ID_CHARS.fullmatch(query):
+            raise NoSuchTask(query)
+        found = self.store.match(query, limit=6)
+        if query in found:
+            return query
+        if not found:
+            raise NoSuchTask(query)
+        if len(found) > 1:
+            raise AmbiguousTask(query, found)
+        return found[0]
+
+    def get(self, task_id: str | None = None, *, streams: bool = True) -> Task:
+        """A task by id or unique prefix; the most recently started one when None."""
+        if task_id is None:
+            latest = self.store.list(TaskQuery(limit=1))
+            if not latest:
+                raise QmeError("there are no tasks yet")
+            task_id = latest[0].id
+        else:
+            task_id = self.resolve(task_id)
+        return self._attach([self.store.get(task_id, streams=streams)])[0]
+
+    def list(
+        self,
+        executor: str | None = None,
+        *,
+        status: str | None = None,
+        cwd: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Task]:
+        """Tasks (without their output), newest first unless told otherwise."""
+        if executor is not None:
+            executors.executor_class(executor)  # unknown names are an error
+        query = TaskQuery(executor, status, cwd, since, until, limit)
+        return self._attach(self.store.list(query, newest_first=newest_first))
+
+    def search(
+        self, *terms: str, executor: str | None = None, limit: int = 20, rank: bool = False
+    ) -> list[SearchHit]:
+        """Tasks whose command, message, output or error have words starting with
+        every term (case-insensitive), newest first or by relevance."""
+        wanted = [w for term in terms for w in words(term)]
+        if not wanted:
+            raise QmeError("nothing to search for: give at least one word")
+        hits = self.store.search(wanted, executor=executor, limit=limit, rank=rank)
+        self._attach([hit.task for hit in hits])
+        return hits
+
+    def clear(self, target: str | None = None) -> int:
+        """Delete one task (id or prefix), an executor's tasks (its name), or all
+        (None). Returns how many were deleted."""
+        if target is None:
+            return self.store.clear()
+        if target in executors.names():
+            return self.store.clear(target)
+        return self.store.delete([self.resolve(target)])
+
+    def _attach(self, tasks: list[Task]) -> list[Task]:
+        """Give tasks their queue, and mark as lost those whose recorder died."""
+        me = hostname()
+        for task in tasks:
+            task.queue = self
+            if task.status == RUNNING and task.host == me and not liveness.is_alive(task.recorder):
+                task.status = LOST
+                try:
+                    self.store.update(task)
+                except QmeError as exc:
+                    console.debug(f"could not mark {task.id} as lost: {exc}")
+        return tasks

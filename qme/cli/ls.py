@@ -1,0 +1,59 @@
+"""qme ls: list tasks as a table (newest last) or as JSON."""
+
+from __future__ import annotations
+
+import os
+
+from qme.cli.timespec import point_in_time
+from qme.task import STATUSES
+
+DEFAULT_LIMIT = 30
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "ls", help="list tasks",
+        description="List tasks, oldest first so the newest is nearest your prompt "
+        "(--reverse: newest first). Shows the last %d unless --limit says otherwise "
+        "(--limit 0: all)." % DEFAULT_LIMIT,
+    )
+    parser.add_argument("executor", nargs="?", help="only tasks of this executor")
+    parser.add_argument("-s", "--status", choices=STATUSES, help="only tasks with this status")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cwd", metavar="DIR", help="only tasks run in this directory")
+    where.add_argument("--here", action="store_true", help="only tasks run in this directory")
+    parser.add_argument(
+        "--since", type=point_in_time, metavar="TIME", help="started after TIME (2h, 3d, 2026-11-01)"
+    )
+    parser.add_argument("--until", type=point_in_time, metavar="TIME", help="started before TIME")
+    parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
+    parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
+    parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
+    return parser
+
+
+def run(args) -> int:
+    from qme.cli import make_queue
+    from qme.cli.render import STATUS_COLORS, age, duration, home_path, one_line, print_json, table
+
+    cwd = os.getcwd() if args.here else (os.path.abspath(args.cwd) if args.cwd else None)
+    tasks = make_queue(args).list(
+        args.executor, status=args.status, cwd=cwd, since=args.since, until=args.until,
+        limit=args.limit or None,
+    )
+    if args.json:
+        print_json([t.to_dict() for t in tasks])
+        return 0
+    if not args.reverse:
+        tasks.reverse()
+    rows = [
+        [
+            t.short_id, t.status, "" if t.returncode is None else str(t.returncode),
+            duration(t.duration), age(t.started), home_path(t.cwd), one_line(t.command),
+        ]
+        for t in tasks
+    ]
+    if rows:
+        headers = ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
+        table(headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
+    return 0

@@ -1,0 +1,79 @@
+"""Plain-text rendering for the terminal: tables, ages, durations, colours."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from qme.console import use_color
+
+STATUS_COLORS = {"complete": "32", "failed": "31", "cancelled": "33", "lost": "35", "running": "36"}
+
+
+def print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=4, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def colored(text: str, code: str | None, enabled: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if enabled and code else text
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def age(started: float, now: float | None = None) -> str:
+    seconds = max(0, (now or time.time()) - started)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def home_path(path: str) -> str:
+    home = os.path.expanduser("~")
+    if home != "/" and (path == home or path.startswith(home + "/")):
+        return "~" + path[len(home) :]
+    return path
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text or "\t" in text else text
+
+
+def table(
+    headers: list[str], rows: list[list[str]], status_colors: list[str | None] | None = None
+) -> None:
+    """Columns padded to their widest cell; the last one cut to the terminal's width.
+    status_colors colour the second column (the status) row by row."""
+    enabled = use_color(sys.stdout)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
+
+    def line(cells: list[str], color: str | None = None) -> str:
+        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths)]
+        last = cells[-1]
+        room = width - sum(widths[:-1]) - 2 * (len(widths) - 1) if width else None
+        if room is not None and len(last) > room:
+            last = last[: max(room - 1, 0)] + "…"
+        if color:
+            padded[1] = colored(padded[1], color, enabled)
+        return "  ".join([*padded, last])
+
+    print(colored(line(headers), "1", enabled))
+    for i, row in enumerate(rows):
+        print(line(row, status_colors[i] if status_colors else None))

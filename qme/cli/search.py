@@ -1,0 +1,53 @@
+"""qme search: full-text search over commands, messages and output."""
+
+from __future__ import annotations
+
+DEFAULT_LIMIT = 20
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "search", help="find tasks by words in their command, message or output",
+        description="Find tasks whose command, message, output or error contain words "
+        "starting with every TERM (case-insensitive), newest first, with the matching line.",
+    )
+    parser.add_argument("terms", nargs="+", metavar="TERM")
+    parser.add_argument("--executor", metavar="NAME", help="only tasks of this executor")
+    parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
+    parser.add_argument(
+        "--rank", action="store_true", help="most relevant first (slower on huge stores)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def run(args) -> int:
+    import sys
+
+    from qme.cli import make_queue
+    from qme.cli.render import age, colored, one_line, print_json
+    from qme.console import use_color
+
+    hits = make_queue(args).search(
+        *args.terms, executor=args.executor, limit=args.limit, rank=args.rank
+    )
+    if args.json:
+        print_json([
+            {**hit.task.to_dict(), "match": {"field": hit.field, "line": _plain(hit.line)}}
+            for hit in hits
+        ])
+        return 0 if hits else 1
+    color = use_color(sys.stdout)
+    for hit in hits:
+        task = hit.task
+        line = one_line(hit.line).replace("\x02", "\x1b[1;33m" if color else "")
+        line = line.replace("\x03", "\x1b[0m" if color else "")
+        head = f"{colored(task.short_id, '2', color)}  {age(task.started):>8}  {one_line(task.command)}"
+        print(head)
+        if hit.field != "command":
+            print(f"    {hit.field}: {line}")
+    return 0 if hits else 1
+
+
+def _plain(line: str) -> str:
+    return line.replace("\x02", "").replace("\x03", "")

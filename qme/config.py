@@ -1,0 +1,179 @@
+"""Settings: command-line flag > environment > `$QME_HOME/config.ini` > default.
+
+`config.ini` keeps QueueMe's layout: general keys in `[DEFAULT]`, executor keys
+in `[executor.NAME]`. `configparser` is imported only when the file exists,
+because `qme run` reads settings on every command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qme import console
+from qme.errors import ConfigError
+
+CONFIG_FILE = "config.ini"
+GENERAL_SECTION = "DEFAULT"
+EXECUTOR_SECTION_PREFIX = "executor."
+
+
+@dataclass(frozen=True)
+class Option:
+    env: str
+    default: str
+    help: str
+
+
+OPTIONS: dict[str, Option] = {
+    "database": Option(
+        "QME_DATABASE",
+        "sqlite",
+        "store: sqlite, sqlite://FILE, filesystem (later: postgresql, mysql+pymysql)",
+    ),
+    "database_string": Option(
+        "QME_DATABASE_STRING",
+        "",
+        "sqlite: file name in QME_HOME (default qme.db); filesystem: folder (default database)",
+    ),
+    "max_output": Option(
+        "QME_MAX_OUTPUT",
+        "8M",
+        "bytes kept per stream (K/M/G suffixes, 0 = everything); head and tail are kept",
+    ),
+    "log_level": Option("QME_LOG_LEVEL", "WARNING", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("QME_HOME") or Path.home() / ".qme").expanduser()
+
+
+def parse_size(text: str) -> int:
+    """'8M' -> 8388608. Raises ConfigError for anything else."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    suffix = raw[-1:] if raw[-1:] in units else ""
+    number = raw[: len(raw) - len(suffix)]
+    try:
+        value = int(float(number) * units[suffix])
+    except ValueError:
+        raise ConfigError(f"'{text}' is not a size (examples: 8M, 512K, 0)") from None
+    if value < 0:
+        raise ConfigError(f"'{text}' is not a size: it is negative")
+    return value
+
+
+@dataclass
+class Settings:
+    """The effective configuration and where each value came from."""
+
+    home: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    _file_values: dict[str, dict[str, str]] | None = None
+
+    @classmethod
+    def load(cls, home: str | os.PathLike | None = None, **overrides: str | None) -> Settings:
+        home_path = Path(home).expanduser() if home else default_home()
+        return cls(
+            home=home_path.absolute(),
+            overrides={k: v for k, v in overrides.items() if v is not None},
+        )
+
+    @property
+    def file_values(self) -> dict[str, dict[str, str]]:
+        """config.ini's sections, read on first use: a broken file raises ConfigError
+        only where it is needed, so `qme run` can still run the command."""
+        if self._file_values is None:
+            self._file_values = _read_file(self.config_file)
+        return self._file_values
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    def lookup(self, key: str) -> tuple[str, str]:
+        """Return (value, source) for a general setting."""
+        option = OPTIONS[key]
+        if key in self.overrides:
+            return self.overrides[key], "command line"
+        if os.environ.get(option.env):
+            return os.environ[option.env], f"environment ({option.env})"
+        general = self.file_values.get(GENERAL_SECTION, {})
+        if key in general:
+            return general[key], f"config file ({self.config_file})"
+        return option.default, "default"
+
+    def get(self, key: str) -> str:
+        return self.lookup(key)[0]
+
+    @property
+    def max_output(self) -> int:
+        return parse_size(self.get("max_output"))
+
+    @property
+    def log_level(self) -> str:
+        level = self.get("log_level").upper()
+        if level not in console.LEVELS:
+            raise ConfigError(
+                f"log level '{level}' is not one of {', '.join(sorted(console.LEVELS))}"
+            )
+        return level
+
+    def executor_setting(self, executor: str, key: str, default: str | None = None):
+        """QME_<EXECUTOR>_<KEY>, then [executor.NAME] in config.ini, then default."""
+        env = f"QME_{executor}_{key}".upper()
+        if env in os.environ:
+            return os.environ[env]
+        return self.file_values.get(EXECUTOR_SECTION_PREFIX + executor, {}).get(key, default)
+
+    def executor_sections(self) -> dict[str, dict[str, str]]:
+        prefix = EXECUTOR_SECTION_PREFIX
+        return {s[len(prefix) :]: v for s, v in self.file_values.items() if s.startswith(prefix)}
+
+    def save(self, section: str, key: str, value: str | None) -> None:
+        """Write one key (None removes it) to config.ini, readable by the owner only."""
+        values = {name: dict(items) for name, items in self.file_values.items()}
+        if value is None:
+            values.get(section, {}).pop(key, None)
+        else:
+            values.setdefault(section, {})[key] = value
+        _write_file(self.config_file, values)
+        self._file_values = values
+
+
+def _parser():
+    import configparser
+
+    # A section name nobody uses as the default section, so that [DEFAULT]
+    # (QueueMe's section for general keys) does not leak into executor sections.
+    return configparser.ConfigParser(interpolation=None, default_section="\0none")
+
+
+def _read_file(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    parser = _parser()
+    try:
+        parser.read_string(text, source=str(path))
+    except Exception as exc:  # configparser.Error and its many subclasses
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"cannot read {path}: {reason}") from None
+    return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+def _write_file(path: Path, values: dict[str, dict[str, str]]) -> None:
+    parser = _parser()
+    for section, items in values.items():
+        parser[section] = items
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        parser.write(handle)
+    os.replace(tmp, path)

@@ -1,0 +1,50 @@
+"""One-line messages to stderr, filtered by the log level.
+
+The standard `logging` package is deliberately not used: `qme run` may wrap
+every command a user types, and these few lines are all it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50}
+
+_threshold = LEVELS["WARNING"]
+
+
+def set_level(name: str) -> None:
+    global _threshold
+    _threshold = LEVELS[name.upper()]
+
+
+def _emit(level: str, message: str) -> None:
+    if LEVELS[level] >= _threshold:
+        try:
+            sys.stderr.write(f"qme: {level.lower()}: {message}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed: nothing sensible left to do
+
+
+def debug(message: str) -> None:
+    _emit("DEBUG", message)
+
+
+def info(message: str) -> None:
+    _emit("INFO", message)
+
+
+def warn(message: str) -> None:
+    _emit("WARNING", message)
+
+
+def use_color(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,75 @@
+"""Running a command exactly as typed while recording it (see DESIGN.md, "Recorder")."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+from qme import liveness
+from qme.recorder.capture import StreamCapture
+from qme.recorder.live import LiveRecord
+from qme.recorder.pump import CANCEL_SIGNALS, Exit, Pump
+from qme.recorder.spawn import spawn
+from qme.recorder.terminal import get_size
+from qme.store.base import Store
+from qme.task import CANCELLED, COMPLETE, FAILED, STREAMS, Task
+
+
+def record(
+    task: Task,
+    open_store: Callable[[], Store],
+    max_output: int,
+    before_save: Callable[[Task], None] | None = None,
+) -> str | None:
+    """Run task.argv in task.cwd, passing its stdio through and recording it.
+
+    Fills in the task's outcome and returns the recording error, if any (the
+    command has run regardless).
+    """
+    task.term_cols, task.term_rows = _terminal_size()
+    child = spawn(task.argv, task.cwd)
+    task.pid = child.pid
+    task.recorder = liveness.token()
+    live = LiveRecord(open_store, dataclasses.replace(task))
+    live.start()
+    captures = {stream: StreamCapture(max_output) for stream in STREAMS}
+
+    def on_output(stream: str, data: bytes) -> None:
+        live.append(stream, captures[stream].feed(data))
+
+    try:
+        outcome = Pump(child, on_output).run()
+        for stream, capture in captures.items():
+            live.append(stream, capture.finish())
+        _fill_outcome(task, outcome, captures)
+        if before_save:
+            before_save(task)
+    finally:
+        if task.ended is None:  # qme itself failed: keep what it knows
+            task.ended, task.status = time.time(), FAILED
+        error = live.finish(task)
+    return error
+
+
+def _terminal_size() -> tuple[int | None, int | None]:
+    for fd in (0, 1, 2):
+        size = get_size(fd)
+        if size:
+            return size
+    return None, None
+
+
+def _fill_outcome(task: Task, outcome: Exit, captures: dict[str, StreamCapture]) -> None:
+    task.ended = time.time()
+    task.returncode, task.signal = outcome.returncode, outcome.signal
+    if outcome.signal in CANCEL_SIGNALS or outcome.returncode == 130:
+        task.status = CANCELLED
+    else:
+        task.status = COMPLETE if outcome.returncode == 0 else FAILED
+    if outcome.rusage is not None:
+        task.max_rss = outcome.rusage.ru_maxrss * 1024  # Linux reports KiB
+        task.cpu_user = round(outcome.rusage.ru_utime, 6)
+        task.cpu_system = round(outcome.rusage.ru_stime, 6)
+    task.output_size, task.error_size = (captures[s].total for s in STREAMS)

@@ -1,0 +1,265 @@
+"""Copying bytes between the user's terminal or pipes and the command, until it ends.
+
+A single-threaded poll loop: output is written straight to qme's own fd 1/2 and
+handed to a callback for recording; keystrokes go to the command's pty; signals
+are passed on; Ctrl-Z suspends qme together with the command and restores the
+terminal. On Linux a pty whose other side has closed reports EIO, not EOF.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qme.recorder.spawn import Child
+from qme.recorder.terminal import RawMode, copy_size
+
+READ_SIZE = 256 * 1024
+QUIET_MS = 100  # once the command has exited, stop when its fds are idle this long
+POLL_MS_WITHOUT_SIGNALS = 50
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
+
+
+@dataclass
+class Exit:
+    returncode: int  # 128+N when the command died of signal N
+    signal: int | None
+    rusage: object | None
+
+
+class Pump:
+    def __init__(self, child: Child, record: Callable[[str, bytes], None]):
+        self.child = child
+        self.record = record
+        self.reads = dict(child.reads)
+        self.input_fd = child.input_fd  # None once the user's stdin has closed
+        self.raw = RawMode(0) if child.input_fd is not None else None
+        if child.input_fd is not None:  # a paste larger than the pty buffer must not block us
+            os.set_blocking(child.input_fd, False)
+        self.pending_input = b""
+        self.broken: set[int] = set()  # destinations that can no longer be written
+        self.status: tuple[int, object] | None = None
+        self.signals: list[int] = []
+        self.saved_handlers: dict[int, object] = {}
+        self.wakeup: tuple[int, int] | None = None
+
+    # -- set-up and tear-down -----------------------------------------------------------
+
+    def run(self) -> Exit:
+        try:
+            self._install_signals()
+            if self.raw:
+                self.raw.enter()
+            self._loop()
+            if self.status is None:
+                self._wait(block=True)
+        finally:
+            if self.raw:
+                self.raw.restore()
+            self._restore_signals()
+            for fd in list(self.reads):
+                self._close(fd)
+        status, rusage = self.status
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return Exit(128 + sig, sig, rusage)
+        return Exit(os.waitstatus_to_exitcode(status), None, rusage)
+
+    def _install_signals(self) -> None:
+        try:
+            read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self.wakeup = (read_end, write_end)
+            self.saved_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: poll for the child instead
+            self._close_wakeup()
+            return
+        handlers = {signal.SIGCHLD: self._noted, signal.SIGWINCH: self._noted}
+        for name in FORWARDED:
+            sig = getattr(signal, name)
+            if self.child.own_session or sig not in (signal.SIGINT, signal.SIGQUIT):
+                handlers[sig] = self._forward
+            else:  # same process group: the terminal already sent it to the command
+                handlers[sig] = signal.SIG_IGN
+        if self.child.own_session:
+            handlers[signal.SIGTSTP] = self._forward
+        for sig, handler in handlers.items():
+            self.saved_handlers[sig] = signal.signal(sig, handler)
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self.saved_handlers.items():
+            signal.signal(sig, handler)
+        if self.wakeup:
+            signal.set_wakeup_fd(self.saved_wakeup)
+            self._close_wakeup()
+
+    def _close_wakeup(self) -> None:
+        for fd in self.wakeup or ():
+            os.close(fd)
+        self.wakeup = None
+
+    def _noted(self, signum, frame) -> None:
+        """SIGCHLD and SIGWINCH are handled in the loop; the wake-up fd woke it."""
+
+    def _forward(self, signum, frame) -> None:
+        self.signals.append(signum)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        for fd in self.reads:
+            poller.register(fd, select.POLLIN)
+        if self.wakeup:
+            poller.register(self.wakeup[0], select.POLLIN)
+        if self.input_fd is not None:
+            poller.register(0, select.POLLIN)
+        self.poller = poller
+        while True:
+            if self.status is not None and not self.reads:
+                return
+            if self.status is not None:
+                timeout = QUIET_MS
+            else:
+                timeout = None if self.wakeup else POLL_MS_WITHOUT_SIGNALS
+            events = poller.poll(timeout)
+            if not events and self.status is not None:
+                return  # exited, and whatever still holds its output is silent
+            for fd, event in events:
+                if self.wakeup and fd == self.wakeup[0]:
+                    self._drain_wakeup()
+                elif fd == 0 and self.input_fd is not None:
+                    self._read_keys()
+                elif event & select.POLLOUT and fd == self.input_fd:
+                    self._write_keys()
+                if fd in self.reads and event & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    self._read_output(fd)
+            self._handle_signals()
+            if self.status is None:
+                self._wait(block=False)
+
+    def _read_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's other side is gone
+            data = b""
+        if not data:
+            self._close(fd)
+            return
+        dest, stream = self.reads[fd]
+        if dest not in self.broken:
+            self._write_all(dest, data, source=fd)
+        if stream:
+            self.record(stream, data)
+
+    def _write_all(self, dest: int, data: bytes, source: int) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(dest, view) :]
+            except BlockingIOError:
+                select.select([], [dest], [])
+            except OSError as exc:
+                self.broken.add(dest)
+                if exc.errno == errno.EPIPE and dest == 1 and source in self.reads:
+                    # The reader went away (`qme run cmd | head`): close our end
+                    # so the command gets SIGPIPE as it would without qme.
+                    self._close(source)
+                return
+
+    def _read_keys(self) -> None:
+        try:
+            data = os.read(0, READ_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self.poller.unregister(0)
+            self.input_fd = None
+            return
+        self.pending_input += data
+        self._write_keys()
+
+    def _write_keys(self) -> None:
+        fd = self.input_fd
+        try:
+            written = os.write(fd, self.pending_input)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self.pending_input = b""
+            return
+        self.pending_input = self.pending_input[written:]
+        if fd in self.reads:
+            self.poller.modify(fd, select.POLLIN | (select.POLLOUT if self.pending_input else 0))
+
+    def _close(self, fd: int) -> None:
+        if self.reads.pop(fd, None) is None:
+            return
+        try:
+            self.poller.unregister(fd)
+        except (AttributeError, KeyError):
+            pass
+        os.close(fd)
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while os.read(self.wakeup[0], 512):
+                pass
+        except BlockingIOError:
+            pass
+        for master, mirror in self.child.ptys:  # cheap, so done on every wake-up
+            copy_size(mirror, master)
+
+    # -- the command's life -------------------------------------------------------------
+
+    def _handle_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if sig == signal.SIGTSTP:
+                self._signal_child(signal.SIGTSTP)
+                self._suspend()
+            else:
+                self._signal_child(sig)
+
+    def _signal_child(self, sig: int) -> None:
+        try:
+            if self.child.own_session:
+                os.killpg(self.child.pid, sig)
+            else:
+                os.kill(self.child.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _wait(self, block: bool) -> None:
+        flags = 0 if block else os.WNOHANG
+        if self.child.own_session:
+            flags |= os.WUNTRACED
+        while True:
+            pid, status, rusage = os.wait4(self.child.pid, flags)
+            if pid == 0:
+                return
+            if os.WIFSTOPPED(status):
+                self._suspend()
+                if not block:
+                    return
+                continue
+            self.status = (status, rusage)
+            return
+
+    def _suspend(self) -> None:
+        """The command stopped (Ctrl-Z): stop qme too, so the shell's job control
+        sees it; on `fg`, take the terminal back and wake the command."""
+        if self.raw:
+            self.raw.restore()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        if self.raw:
+            self.raw.enter()
+        for master, mirror in self.child.ptys:
+            copy_size(mirror, master)
+        self._signal_child(signal.SIGCONT)

@@ -1,0 +1,81 @@
+"""The contract every store keeps; `tests/test_store_contract.py` runs it against each one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from qme.task import Task
+
+
+@dataclass
+class TaskQuery:
+    """Which tasks to list. Times are Unix seconds; limit None means all."""
+
+    executor: str | None = None
+    status: str | None = None
+    cwd: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int | None = None
+
+
+@dataclass
+class SearchHit:
+    task: Task
+    field: str  # command, message, output or error
+    line: str  # the matching line, with \x02 … \x03 around the matches
+
+
+class Store(ABC):
+    """Tasks with their streamed output. Ids given to methods are full ids."""
+
+    name: str
+
+    @abstractmethod
+    def add(self, task: Task) -> None:
+        """Insert a new task (usually still running)."""
+
+    @abstractmethod
+    def append(self, task_id: str, stream: str, data: bytes) -> None:
+        """Add bytes to the end of a task's stored 'output' or 'error'."""
+
+    @abstractmethod
+    def update(self, task: Task) -> None:
+        """Write a task's metadata (not its streams); makes its streams searchable."""
+
+    @abstractmethod
+    def get(self, task_id: str, streams: bool = True) -> Task:
+        """The task, with `output` and `error` loaded when streams is true."""
+
+    @abstractmethod
+    def match(self, prefix: str, limit: int) -> list[str]:
+        """Ids that start with prefix, or whose uuid part does; at most limit of them."""
+
+    @abstractmethod
+    def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
+        """Tasks without their streams, by start time."""
+
+    @abstractmethod
+    def search(
+        self, words: list[str], *, executor: str | None, limit: int, rank: bool
+    ) -> list[SearchHit]:
+        """Tasks in which every word starts a word of the command, message or streams,
+        case-insensitively; newest first, or most relevant first when rank is true."""
+
+    @abstractmethod
+    def delete(self, task_ids: list[str]) -> int:
+        """Delete these tasks; returns how many existed."""
+
+    @abstractmethod
+    def clear(self, executor: str | None = None) -> int:
+        """Delete every task (of one executor); returns how many."""
+
+    def close(self) -> None:  # noqa: B027 - optional for stores without resources
+        """Release connections and files."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

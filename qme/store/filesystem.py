@@ -1,0 +1,178 @@
+"""QueueMe's plain-files store: `<root>/<executor>/<id>.json`, one file per task.
+
+Streams are kept inside the JSON as text; bytes that are not UTF-8 travel as
+escaped surrogates, so what comes back out is byte for byte what went in.
+Listing and searching read every file: fine for thousands of tasks, slow beyond.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+from qme.errors import NoSuchTask, StoreError
+from qme.store.base import SearchHit, Store, TaskQuery
+from qme.task import STREAMS, Task
+from qme.text import searchable
+
+_FIELDS = [f.name for f in fields(Task) if f.name != "queue"]
+
+
+class FilesystemStore(Store):
+    name = "filesystem"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the filesystem store {self.root}: {exc}") from None
+        self._open: dict[str, Task] = {}  # tasks this process is writing, streams loaded
+
+    # -- files --------------------------------------------------------------------------
+
+    def _path(self, task_id: str) -> Path:
+        executor = task_id.split("-", 1)[0]
+        if not executor or "/" in task_id or task_id.startswith("."):
+            raise NoSuchTask(task_id)
+        return self.root / executor / f"{task_id}.json"
+
+    def _files(self):
+        return self.root.glob("*/*.json")
+
+    def _write(self, task: Task) -> None:
+        record = {name: getattr(task, name) for name in _FIELDS}
+        for stream in STREAMS:
+            record[stream] = (record[stream] or b"").decode("utf-8", "surrogateescape")
+        path = self._path(task.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(record, indent=4), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {exc}") from None
+
+    def _read(self, path: Path) -> Task:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NoSuchTask(path.stem) from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+        for stream in STREAMS:
+            record[stream] = record.get(stream, "").encode("utf-8", "surrogateescape")
+        return Task(**{k: v for k, v in record.items() if k in _FIELDS})
+
+    def _all(self) -> list[Task]:
+        tasks = []
+        for path in self._files():
+            try:
+                tasks.append(self._read(path))
+            except NoSuchTask:
+                continue  # deleted while we were listing
+        return tasks
+
+    # -- contract -----------------------------------------------------------------------
+
+    def add(self, task: Task) -> None:
+        task.output, task.error = task.output or b"", task.error or b""
+        self._open[task.id] = task
+        self._write(task)
+
+    def append(self, task_id: str, stream: str, data: bytes) -> None:
+        task = self._open.get(task_id) or self._read(self._path(task_id))
+        self._open[task_id] = task
+        setattr(task, stream, getattr(task, stream) + data)
+        self._write(task)
+
+    def update(self, task: Task) -> None:
+        stored = self._open.get(task.id) or self._read(self._path(task.id))
+        for name in _FIELDS:
+            if name not in STREAMS:
+                setattr(stored, name, getattr(task, name))
+        self._write(stored)
+
+    def get(self, task_id: str, streams: bool = True) -> Task:
+        task = self._read(self._path(task_id))
+        if not streams:
+            task.output = task.error = None
+        return task
+
+    def match(self, prefix: str, limit: int) -> list[str]:
+        ids = sorted(
+            p.stem for p in self._files()
+            if p.stem.startswith(prefix) or p.stem.split("-", 1)[-1].startswith(prefix)
+        )
+        return ids[:limit]
+
+    def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
+        tasks = [t for t in self._all() if _matches(t, query)]
+        tasks.sort(key=lambda t: t.started, reverse=newest_first)
+        for task in tasks:
+            task.output = task.error = None
+        return tasks[: query.limit] if query.limit is not None else tasks
+
+    def search(self, words, *, executor=None, limit=20, rank=False) -> list[SearchHit]:
+        patterns = [re.compile(r"(?<![^\W_])" + re.escape(w), re.IGNORECASE) for w in words]
+        hits = []
+        for task in sorted(self._all(), key=lambda t: t.started, reverse=True):
+            if executor and task.executor != executor:
+                continue
+            texts = {
+                "command": task.command,
+                "message": task.message or "",
+                **{s: searchable(getattr(task, s)) for s in STREAMS},
+            }
+            if not all(any(p.search(t) for t in texts.values()) for p in patterns):
+                continue
+            task.output = task.error = None
+            hits.append(_first_hit(task, texts, patterns))
+        if rank:
+            hits.sort(key=lambda h: -sum(len(p.findall(h.line)) for p in patterns))
+        return hits[:limit]
+
+    def delete(self, task_ids: list[str]) -> int:
+        deleted = 0
+        for task_id in task_ids:
+            try:
+                self._path(task_id).unlink()
+                deleted += 1
+            except (FileNotFoundError, NoSuchTask):
+                pass
+        return deleted
+
+    def clear(self, executor: str | None = None) -> int:
+        folders = [self.root / executor] if executor else [p for p in self.root.iterdir()]
+        count = 0
+        for folder in folders:
+            if folder.is_dir():
+                count += sum(1 for _ in folder.glob("*.json"))
+                shutil.rmtree(folder)
+        return count
+
+
+def _matches(task: Task, query: TaskQuery) -> bool:
+    return (
+        all(
+            getattr(query, c) is None or getattr(query, c) == getattr(task, c)
+            for c in ("executor", "status", "cwd")
+        )
+        and (query.since is None or task.started >= query.since)
+        and (query.until is None or task.started < query.until)
+    )
+
+
+def _first_hit(task: Task, texts: dict[str, str], patterns) -> SearchHit:
+    for field, text in texts.items():
+        for line in text.splitlines():
+            if any(p.search(line) for p in patterns):
+                for p in patterns:
+                    line = p.sub(lambda m: f"\x02{m.group(0)}\x03", line)
+                return SearchHit(task, field, line)
+    return SearchHit(task, "command", task.command)

@@ -1,0 +1,304 @@
+"""The default store: one SQLite file, WAL mode, FTS5 over commands, messages and output.
+
+Output is kept as raw chunks (faithful bytes, appended while the command runs);
+the full-text index holds the same text with escape sequences stripped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from qme.errors import NoSuchTask, StoreError
+from qme.store.base import SearchHit, Store, TaskQuery
+from qme.task import STREAMS, Task
+from qme.text import searchable
+
+BUSY_TIMEOUT_SECONDS = 15
+STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
+
+# One entry per schema version; a database at version N has had the first N applied.
+MIGRATIONS = [
+    """
+    CREATE TABLE tasks (
+        id TEXT NOT NULL UNIQUE,
+        executor TEXT NOT NULL,
+        command TEXT NOT NULL,
+        argv TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        user TEXT NOT NULL,
+        host TEXT NOT NULL,
+        started REAL NOT NULL,
+        status TEXT NOT NULL,
+        pid INTEGER,
+        ended REAL,
+        returncode INTEGER,
+        signal INTEGER,
+        message TEXT,
+        max_rss INTEGER,
+        cpu_user REAL,
+        cpu_system REAL,
+        term_cols INTEGER,
+        term_rows INTEGER,
+        output_size INTEGER NOT NULL DEFAULT 0,
+        error_size INTEGER NOT NULL DEFAULT 0,
+        rerun_of TEXT,
+        data TEXT NOT NULL DEFAULT '{}',
+        recorder TEXT
+    );
+    CREATE INDEX tasks_started ON tasks(started);
+    CREATE INDEX tasks_status_started ON tasks(status, started);
+    CREATE INDEX tasks_executor_started ON tasks(executor, started);
+    CREATE INDEX tasks_cwd_started ON tasks(cwd, started);
+    CREATE INDEX tasks_uuid ON tasks(substr(id, instr(id, '-') + 1));
+    CREATE TABLE chunks (
+        task INTEGER NOT NULL,
+        stream INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX chunks_task ON chunks(task, stream);
+    CREATE VIRTUAL TABLE search USING fts5(
+        command, message, output, error, tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
+]
+
+COLUMNS = (
+    "id executor command argv cwd user host started status pid ended returncode signal "
+    "message max_rss cpu_user cpu_system term_cols term_rows output_size error_size "
+    "rerun_of data recorder"
+).split()
+JSON_COLUMNS = {"argv", "data"}
+UUID_EXPR = "substr(id, instr(id, '-') + 1)"
+
+
+class SqliteStore(Store):
+    name = "sqlite"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                check_same_thread=False,
+            )
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == len(MIGRATIONS):
+            return
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} was written by a newer qme (schema {version})")
+        # WAL lets readers (qme ls, the dashboard) work while commands record.
+        self.db.execute("PRAGMA journal_mode = WAL")
+        with self._write():
+            # Re-read inside the write lock: another qme may have migrated meanwhile.
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for script in MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _write(self):
+        return _Transaction(self.db)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(self, task: Task) -> None:
+        row = _to_row(task)
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        with self._write():
+            cursor = self.db.execute(
+                f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({placeholders})", row
+            )
+            self.db.execute(
+                "INSERT INTO search (rowid, command, message, output, error) "
+                "VALUES (?, ?, ?, '', '')",
+                (cursor.lastrowid, task.command, task.message or ""),
+            )
+
+    def append(self, task_id: str, stream: str, data: bytes) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT INTO chunks (task, stream, data) "
+                "SELECT rowid, ?, ? FROM tasks WHERE id = ?",
+                (STREAM_CODES[stream], data, task_id),
+            )
+
+    def update(self, task: Task) -> None:
+        assignments = ", ".join(f"{c} = ?" for c in COLUMNS[1:])
+        with self._write():
+            rowid = self._rowid(task.id)
+            self.db.execute(
+                f"UPDATE tasks SET {assignments} WHERE rowid = ?", (*_to_row(task)[1:], rowid)
+            )
+            streams = [searchable(self._stream(rowid, s)) for s in STREAMS]
+            self.db.execute(
+                "UPDATE search SET command = ?, message = ?, output = ?, error = ? "
+                "WHERE rowid = ?",
+                (task.command, task.message or "", *streams, rowid),
+            )
+
+    def delete(self, task_ids: list[str]) -> int:
+        deleted = 0
+        with self._write():
+            for task_id in task_ids:
+                row = self.db.execute("SELECT rowid FROM tasks WHERE id = ?", (task_id,))
+                found = row.fetchone()
+                if found:
+                    self._delete_rowids([found[0]])
+                    deleted += 1
+        return deleted
+
+    def clear(self, executor: str | None = None) -> int:
+        with self._write():
+            if executor is None:
+                count = self.db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+                for table in ("tasks", "chunks", "search"):
+                    self.db.execute(f"DELETE FROM {table}")
+                return count
+            rowids = [r[0] for r in self.db.execute(
+                "SELECT rowid FROM tasks WHERE executor = ?", (executor,))]
+            self._delete_rowids(rowids)
+            return len(rowids)
+
+    def _delete_rowids(self, rowids: list[int]) -> None:
+        for rowid in rowids:
+            self.db.execute("DELETE FROM chunks WHERE task = ?", (rowid,))
+            self.db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
+            self.db.execute("DELETE FROM tasks WHERE rowid = ?", (rowid,))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, task_id: str, streams: bool = True) -> Task:
+        row = self.db.execute(
+            f"SELECT rowid, {', '.join(COLUMNS)} FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        if row is None:
+            raise NoSuchTask(task_id)
+        task = _from_row(row[1:])
+        if streams:
+            task.output, task.error = (self._stream(row[0], s) for s in STREAMS)
+        return task
+
+    def _stream(self, rowid: int, stream: str) -> bytes:
+        rows = self.db.execute(
+            "SELECT data FROM chunks WHERE task = ? AND stream = ? ORDER BY rowid",
+            (rowid, STREAM_CODES[stream]),
+        )
+        return b"".join(r[0] for r in rows)
+
+    def _rowid(self, task_id: str) -> int:
+        row = self.db.execute("SELECT rowid FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NoSuchTask(task_id)
+        return row[0]
+
+    def match(self, prefix: str, limit: int) -> list[str]:
+        # Range conditions (not LIKE) so that both indexes are used.
+        upper = prefix + "\U0010ffff"
+        rows = self.db.execute(
+            f"SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 "
+            f"UNION SELECT id FROM tasks WHERE {UUID_EXPR} >= ?1 AND {UUID_EXPR} < ?2 "
+            f"LIMIT ?3",
+            (prefix, upper, limit),
+        )
+        return [r[0] for r in rows]
+
+    def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
+        where, params = _conditions(query)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM tasks {where} ORDER BY started {order}, rowid {order}"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        return [_from_row(r) for r in self.db.execute(sql, params)]
+
+    def search(self, words, *, executor=None, limit=20, rank=False) -> list[SearchHit]:
+        match = " ".join('"{}"*'.format(w.replace('"', '""')) for w in words)
+        order = "search.rank" if rank else "search.rowid DESC"
+        extra = "AND tasks.executor = ?" if executor else ""
+        params = [match, *([executor] if executor else []), limit]
+        columns = ", ".join(f"tasks.{c}" for c in COLUMNS)
+        rows = self.db.execute(
+            f"SELECT {columns}, "
+            f"highlight(search, 0, char(2), char(3)), highlight(search, 1, char(2), char(3)), "
+            f"snippet(search, 2, char(2), char(3), '', 48), "
+            f"snippet(search, 3, char(2), char(3), '', 48) "
+            f"FROM search JOIN tasks ON tasks.rowid = search.rowid "
+            f"WHERE search MATCH ? {extra} ORDER BY {order} LIMIT ?",
+            params,
+        )
+        return [_hit(row) for row in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT: takes the write lock up front, so concurrent
+    writers queue on the busy timeout instead of failing with 'database is locked'."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _hit(row) -> SearchHit:
+    task = _from_row(row[: len(COLUMNS)])
+    texts = row[len(COLUMNS):]
+    for field, text in zip(("command", "message", *STREAMS), texts):
+        if text and "\x02" in text:
+            return SearchHit(task, field, _line_with_mark(text))
+    return SearchHit(task, "command", task.command)
+
+
+def _line_with_mark(text: str) -> str:
+    at = text.index("\x02")
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return text[start : None if end < 0 else end]
+
+
+def _conditions(query: TaskQuery) -> tuple[str, list]:
+    clauses, params = [], []
+    for column in ("executor", "status", "cwd"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        clauses.append("started >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append("started < ?")
+        params.append(query.until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _to_row(task: Task) -> tuple:
+    return tuple(
+        json.dumps(getattr(task, c)) if c in JSON_COLUMNS else getattr(task, c) for c in COLUMNS
+    )
+
+
+def _from_row(row) -> Task:
+    values = dict(zip(COLUMNS, row))
+    for column in JSON_COLUMNS:
+        values[column] = json.loads(values[column])
+    return Task(**values)

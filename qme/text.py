@@ -1,0 +1,29 @@
+"""Turning captured terminal bytes into searchable text."""
+
+from __future__ import annotations
+
+import re
+
+# CSI (colours, cursor moves), OSC (titles, hyperlinks; BEL or ST terminated),
+# DCS/SOS/PM/APC strings, and the two-byte escapes.
+_ESCAPES = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    rb"|\x1b[@-Z\\-_]"
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def searchable(raw: bytes) -> str:
+    """Escape sequences dropped, carriage returns made line breaks, invalid UTF-8 replaced."""
+    text = _ESCAPES.sub(b"", raw).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return _CONTROLS.sub("", text.decode("utf-8", errors="replace"))
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(term: str) -> list[str]:
+    """The tokens a full-text index sees in a search term ('-la' -> ['la'])."""
+    return _WORD.findall(term.lower())
