@@ -26,6 +26,7 @@ from qme.store.sqlite import COLUMNS, SqliteStore  # noqa: E402
 import peers  # noqa: E402
 
 SEED = 2024
+VERSION = 2  # bump when the generated data changes
 BATCH = 50_000
 YEAR = 365 * 24 * 3600
 COMMON_WORD = "elapsed"  # the last line of every task's output: "elapsed 1.23s"
@@ -80,6 +81,40 @@ PROGRAMS = {
     "echo": ["hello", "$PATH"],
     "bash": ["run.sh", "deploy.sh staging", "scripts/nightly.sh"],
     "./configure": ["--prefix=/opt/app", ""],
+    "jupyter": ["lab", "nbconvert --execute report.ipynb", "notebook --no-browser"],
+    "ruff": ["check .", "format .", "check --fix src"],
+    "mypy": ["src", "--strict qme"],
+    "black": [".", "--check src"],
+    "tox": ["", "-e py311", "-p auto"],
+    "conda": ["activate ml", "env update -f environment.yml", "list"],
+    "wget": ["-c https://example.org/genome.fa.gz", "-r -np docs/"],
+    "gzip": ["-9 big.log", "-d data.csv.gz"],
+    "scp": ["results.tgz cluster:~", "web:/var/log/nginx/access.log ."],
+    "systemctl": ["status nginx", "restart app", "list-units --failed"],
+    "journalctl": ["-u app -n 100", "-f", "--since today"],
+    "top": ["-b -n 1"],
+    "ps": ["aux", "-ef"],
+    "kill": ["-9 4242", "%1"],
+    "mkdir": ["-p out/figures", "build"],
+    "cp": ["-r data data.bak", "config.example config.ini"],
+    "mv": ["out.log old.log", "draft.md final.md"],
+    "rm": ["-rf build", "*.pyc"],
+    "cat": ["log.txt", "/proc/cpuinfo", "results.csv"],
+    "tail": ["-f app.log", "-n 50 train.log"],
+    "head": ["-n 20 data.csv"],
+    "wc": ["-l *.py", "-c data.bin"],
+    "sort": ["-u names.txt", "-k2 -n scores.tsv"],
+    "awk": ["'{print $1}' access.log", "-F, '{s+=$3} END {print s}' sales.csv"],
+    "sed": ["-i s/foo/bar/g config.ini", "-n 1,10p notes.txt"],
+    "latexmk": ["-pdf thesis.tex", "-c"],
+    "pandoc": ["notes.md -o notes.pdf", "-s talk.md -t revealjs"],
+    "hugo": ["server", "--minify"],
+    "gcc": ["-O2 -o main main.c", "-g -Wall test.c"],
+    "cmake": ["-B build", "--build build -j2"],
+    "mpirun": ["-n 2 ./simulate", "-np 2 python mpi_train.py"],
+    "singularity": ["exec img.sif python run.py", "pull docker://ubuntu"],
+    "aws": ["s3 sync out/ s3://bucket/out/", "s3 ls s3://bucket"],
+    "gh": ["pr list", "run watch", "issue list"],
 }
 CWDS = [f"/home/bench/{p}" for p in ("", "src/app", "src/lib", "data", "projects/ml",
                                      "projects/web", "papers/thesis", "tmp", "scratch")]
@@ -199,7 +234,7 @@ def store(n: int, out: Path | None = None, force: bool = False) -> tuple[Path, d
     """The store of n tasks (made if missing): (its QME_HOME, its meta)."""
     out = out or peers.WORK / f"store-{n}"
     meta_file = out / "meta.json"
-    meta = {"tasks": n, "seed": SEED, "common_word": COMMON_WORD, "rare_words": RARE_WORDS,
+    meta = {"tasks": n, "seed": SEED, "version": VERSION, "common_word": COMMON_WORD, "rare_words": RARE_WORDS,
             "columns": COLUMNS}
     if not force and meta_file.exists() and json.loads(meta_file.read_text()) == meta:
         return out, meta

@@ -13,12 +13,19 @@ import peers
 from peers import Cmd
 
 
-def commands(word: str, homes: dict[str, str]) -> list[Cmd]:
+def tools() -> dict[str, str]:
+    qme_venv = peers.qme_venv()
+    return {
+        "qme": peers.tool(qme_venv, "qme"),
+        "python": peers.tool(qme_venv, "python"),
+        "asciinema": peers.tool(peers.asciinema_venv(), "asciinema"),
+        "queueme": peers.tool(peers.queueme_venv(), "qme"),
+    }
+
+
+def commands(word: str, homes: dict[str, str], bins: dict[str, str]) -> list[Cmd]:
     """The commands to compare, each running `word` (true or false)."""
-    qme = peers.tool(peers.qme_venv(), "qme")
-    asciinema = peers.tool(peers.asciinema_venv(), "asciinema")
-    queueme = peers.tool(peers.queueme_venv(), "qme")
-    python = peers.tool(peers.qme_venv(), "python")
+    qme, python, asciinema, queueme = (bins[k] for k in ("qme", "python", "asciinema", "queueme"))
     qme_env = peers.env(HOME=homes["qme"], QME_HOME=homes["qme"])
     queueme_args = lambda db: [queueme, "--config_dir", homes[db], "run", word]  # noqa: E731
     queueme_env = lambda db: peers.env(HOME=homes[db], QME_DATABASE=db)  # noqa: E731
@@ -47,8 +54,10 @@ def main() -> None:
 
     homes = {k: str(peers.fresh_dir(f"startup-{k}-"))
              for k in ("qme", "asciinema", "filesystem", "sqlite")}
-    cmds = commands("true", homes)
-    codes = [c.run() for c in commands("false", homes)]
+    bins = tools()
+    cmds = commands("true", homes, bins)
+    codes = [c.run() for c in commands("false", homes, bins)]
+    codes[1] = "-"  # python -c pass runs no `false`
     timings = peers.time_commands(cmds, runs=args.runs, warmup=2)
 
     reference = timings[cmds[2].label].median_ms  # script

@@ -23,10 +23,9 @@ def add_parser(subparsers):
 def confirm(question: str) -> bool | None:
     """Ask on the terminal: True for yes, False for no, None with no terminal."""
     try:
-        with open("/dev/tty", "r+") as tty:
-            tty.write(f"{question} [y/N] ")
-            tty.flush()
-            return tty.readline().strip().lower() in ("y", "yes")
+        with open("/dev/tty", "r+b", buffering=0) as tty:
+            tty.write(f"{question} [y/N] ".encode())
+            return tty.readline().strip().lower() in (b"y", b"yes")
     except OSError:
         return None
 

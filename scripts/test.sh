@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine: installs what the tests
+# need (Debian packages when missing, Python packages from pyproject.toml into
+# .venv), then runs ruff and pytest. Extra arguments go to pytest, e.g.
+#   bash scripts/test.sh -m "not slow"      bash scripts/test.sh tests/test_cli.py
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive for real: a pty-using `script`, less and vim
+# (full-screen programs), GNU time, setpriv (run as an unprivileged user).
+need=()
+for pair in script:bsdutils less:less vim:vim time:time setpriv:util-linux ps:procps; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${pair%%:*}" ] || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+python3 -m venv .venv
+unset PYTHONDONTWRITEBYTECODE
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+.venv/bin/ruff check qme tests bench
+# pytest exits 5 when it collects no test: that fails this script too.
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,100 @@
+"""The Python API that the CLI and the dashboard are built on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qme.errors import AmbiguousTask, NoSuchTask, QmeError
+
+
+def test_queueme_style_session(queue, capfd):
+    task = queue.run("echo hi")
+    assert capfd.readouterr().out == "hi\n"  # the command's output is passed through
+    assert task.status == "complete" and task.returncode == 0
+    record = task.load()
+    assert record["output"] == "hi\n" and record["command"] == "echo hi"
+    assert queue.get().id == task.id
+    assert [t.id for t in queue.list()] == [task.id]
+    assert queue.search("hi")[0].task.id == task.id
+    again = queue.rerun(task.id, message="second")
+    assert again.rerun_of == task.id and again.message == "second"
+    assert queue.clear(task.id) == 1
+    assert [t.id for t in queue.list()] == [again.id]
+
+
+def test_queueme_import_path_and_database_name(qme_home):
+    from qme.main import Queue
+
+    assert Queue(config_dir=qme_home).database == "sqlite"
+    assert Queue(config_dir=qme_home, database="filesystem").database == "filesystem"
+
+
+def test_argv_list_runs_without_a_shell(queue, tmp_path):
+    odd = tmp_path / "a file; with $pecial chars"
+    odd.write_text("content\n")
+    task = queue.run(["cat", str(odd)], message="note")
+    assert task.load()["output"] == "content\n"
+    assert task.argv == ["cat", str(odd)] and task.message == "note"
+
+
+def test_shell_line_runs_through_the_users_shell(queue, monkeypatch):
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    task = queue.run("echo {1..3} | tr ' ' +")
+    assert task.argv[:2] == ["/bin/bash", "-c"]
+    assert task.load()["output"] == "1+2+3\n"
+
+
+def test_metadata(queue, tmp_path):
+    task = queue.run(["sh", "-c", "exit 5"], cwd=str(tmp_path))
+    got = queue.get(task.id)
+    assert (got.status, got.returncode, got.cwd) == ("failed", 5, str(tmp_path))
+    assert got.user and got.host and got.pid
+    assert got.ended > got.started and got.duration < 5
+    assert got.max_rss > 0 and got.cpu_user is not None
+    assert got.id.startswith("shell-") and len(got.uuid) == 36
+
+
+def test_prefix_lookup(queue):
+    a, b = queue.run("true"), queue.run("true")
+    assert queue.get(a.uuid[:8]).id == a.id
+    assert queue.get(b.id[:14]).id == b.id
+    with pytest.raises(AmbiguousTask):
+        queue.get("shell-")
+    with pytest.raises(NoSuchTask):
+        queue.get("no such id!")
+
+
+def test_errors_are_qme_errors(queue):
+    with pytest.raises(QmeError, match="no tasks yet"):
+        queue.get()
+    with pytest.raises(QmeError, match="no command"):
+        queue.run([])
+    with pytest.raises(QmeError, match="unknown executor"):
+        queue.run("true", executor="nosuch")
+
+
+def test_search_newest_first_or_ranked(queue):
+    few = queue.run(["echo", "needle"])
+    many = queue.run(["echo", "needle needle needle"])
+    assert [h.task.id for h in queue.search("NEEDLE")] == [many.id, few.id]
+    assert queue.search("needle", rank=True)[0].task.id == many.id
+    with pytest.raises(QmeError, match="nothing to search"):
+        queue.search("--")
+
+
+def test_hot_path_imports_only_the_standard_library(qme_home):
+    code = (
+        "import sys; before = set(sys.modules); from qme.cli import main; main(['run', 'true']);"
+        "import json; print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
+    )
+    top = {name.split(".")[0] for name in json.loads(result.stdout)}
+    outside = sorted(top - set(sys.stdlib_module_names) - {"qme", "__main__"})
+    assert outside == [], f"qme run imported {outside}"

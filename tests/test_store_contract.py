@@ -1,0 +1,174 @@
+"""The store contract, run unchanged against every backend."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from qme.errors import NoSuchTask
+from qme.store.base import TaskQuery
+from qme.store.filesystem import FilesystemStore
+from qme.store.sqlite import SqliteStore
+from qme.task import Task, new_uuid4
+
+BACKENDS = {
+    "sqlite": lambda tmp: SqliteStore(tmp / "qme.db"),
+    "filesystem": lambda tmp: FilesystemStore(tmp / "database"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request, tmp_path):
+    s = BACKENDS[request.param](tmp_path)
+    yield s
+    s.close()
+
+
+def make_task(command="echo hello", executor="shell", started=None, **fields) -> Task:
+    return Task(
+        id=f"{executor}-{new_uuid4()}", executor=executor, command=command,
+        argv=command.split(), cwd=fields.pop("cwd", "/tmp"), user="ada", host="box",
+        started=started if started is not None else time.time(), **fields,
+    )
+
+
+def test_task_round_trips_with_streams_byte_for_byte(store):
+    task = make_task(message="first try", data={"jobid": "42"})
+    store.add(task)
+    binary = bytes(range(256)) + b"\xff\xfe not utf-8 \x1b[31mred\x1b[0m"
+    store.append(task.id, "output", b"line one\r\n")
+    store.append(task.id, "output", binary)
+    store.append(task.id, "error", b"no newline at the end")
+    task.status, task.returncode, task.ended = "complete", 0, task.started + 1.25
+    store.update(task)
+
+    got = store.get(task.id)
+    assert got.output == b"line one\r\n" + binary
+    assert got.error == b"no newline at the end"
+    assert (got.status, got.returncode, got.message, got.data) == ("complete", 0, "first try", {"jobid": "42"})
+    assert got.duration == pytest.approx(1.25)
+    assert got.argv == ["echo", "hello"]
+
+
+def test_running_task_is_visible_with_output_so_far(store):
+    task = make_task("make all")
+    store.add(task)
+    store.append(task.id, "output", b"compiling...\n")
+    got = store.get(task.id)
+    assert got.status == "running"
+    assert got.output == b"compiling...\n"
+
+
+def test_get_without_streams_and_unknown_id(store):
+    task = make_task()
+    store.add(task)
+    assert store.get(task.id, streams=False).output is None
+    with pytest.raises(NoSuchTask):
+        store.get("shell-00000000-0000-4000-8000-000000000000")
+
+
+def test_match_by_id_prefix_and_uuid_prefix(store):
+    tasks = [make_task() for _ in range(3)]
+    for t in tasks:
+        store.add(t)
+    target = tasks[1]
+    assert store.match(target.uuid[:8], 5) == [target.id]
+    assert store.match(target.id[:14], 5) == [target.id]
+    assert sorted(store.match("shell-", 5)) == sorted(t.id for t in tasks)
+    assert store.match("nothing", 5) == []
+
+
+def test_list_orders_filters_and_limits(store):
+    now = time.time()
+    old = make_task("old", started=now - 3600, cwd="/a", status="failed")
+    mid = make_task("mid", started=now - 60, cwd="/b", status="complete")
+    new = make_task("new", started=now, cwd="/a", status="complete", executor="slurm")
+    for t in (mid, new, old):
+        store.add(t)
+
+    def commands(**kw):
+        newest_first = kw.pop("newest_first", True)
+        return [t.command for t in store.list(TaskQuery(**kw), newest_first=newest_first)]
+
+    assert commands() == ["new", "mid", "old"]
+    assert commands(newest_first=False) == ["old", "mid", "new"]
+    assert commands(limit=2) == ["new", "mid"]
+    assert commands(status="complete") == ["new", "mid"]
+    assert commands(cwd="/a") == ["new", "old"]
+    assert commands(executor="slurm") == ["new"]
+    assert commands(since=now - 120) == ["new", "mid"]
+    assert commands(until=now - 120) == ["old"]
+    assert all(t.output is None for t in store.list(TaskQuery()))
+
+
+def finished(store, command, output=b"", error=b"", message=None, started=None) -> Task:
+    task = make_task(command, message=message, started=started)
+    store.add(task)
+    if output:
+        store.append(task.id, "output", output)
+    if error:
+        store.append(task.id, "error", error)
+    task.status = "complete"
+    store.update(task)
+    return task
+
+
+def test_search_command_message_and_streams_case_insensitive(store):
+    now = time.time()
+    moto = finished(store, "echo Hello Moto", b"Hello Moto\n", started=now - 2)
+    another = finished(store, "echo Hello Another Moto", b"x\n", started=now - 1)
+    noted = finished(store, "true", message="the Deployment of friday", started=now)
+    colored = finished(store, "ls", b"plain\n\x1b[1;31mDANGER\x1b[0m zone\nafter\n", started=now + 1)
+    err = finished(store, "cc", error=b"warning: unused variable\n", started=now + 2)
+
+    def ids(*words, **kw):
+        return [h.task.id for h in store.search(list(words), executor=None, limit=10, rank=False, **kw)]
+
+    assert ids("moto") == [another.id, moto.id]  # newest first
+    assert ids("MOTO", "another") == [another.id]  # every word must match
+    assert ids("deploy") == [noted.id]  # a word's start matches
+    assert ids("danger") == [colored.id]  # escape codes do not hide words
+    assert ids("unused") == [err.id]
+    assert ids("absent") == []
+
+    hit = store.search(["danger"], executor=None, limit=10, rank=False)[0]
+    assert hit.field == "output"
+    assert hit.line.replace("\x02", "").replace("\x03", "") == "DANGER zone"
+    assert "\x02DANGER\x03" in hit.line
+
+
+def test_search_rank_and_executor_filter(store):
+    finished(store, "a", b"needle\n")
+    many = finished(store, "b", b"needle needle needle needle\nneedle\n")
+    finished(store, "c", b"hay\n")
+    ranked = store.search(["needle"], executor=None, limit=10, rank=True)
+    assert len(ranked) == 2 and ranked[0].task.id == many.id
+    assert store.search(["needle"], executor="slurm", limit=10, rank=False) == []
+
+
+def test_delete_and_clear(store):
+    a, b = finished(store, "a", b"gone\n"), finished(store, "b")
+    c = make_task("c", executor="slurm")
+    store.add(c)
+    assert store.delete([a.id, "shell-00000000-0000-4000-8000-000000000000"]) == 1
+    with pytest.raises(NoSuchTask):
+        store.get(a.id)
+    assert store.search(["gone"], executor=None, limit=5, rank=False) == []
+    assert store.clear("slurm") == 1
+    assert [t.id for t in store.list(TaskQuery())] == [b.id]
+    assert store.clear() == 1
+    assert store.list(TaskQuery()) == []
+
+
+def test_two_store_objects_see_each_others_writes(tmp_path, request):
+    for name, make in BACKENDS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        writer, reader = make(folder), make(folder)
+        task = make_task()
+        writer.add(task)
+        writer.append(task.id, "output", b"live\n")
+        assert reader.get(task.id).output == b"live\n"
+        writer.close()
+        reader.close()
