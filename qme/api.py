@@ -138,7 +138,11 @@ class Queue:
                 "(--here runs it in the current directory)"
             )
         return self._run(
-            old.argv, old.command, message=message, executor=old.executor, cwd=cwd,
+            old.argv,
+            old.command,
+            message=message,
+            executor=old.executor,
+            cwd=cwd,
             rerun_of=old.id,
         )
 

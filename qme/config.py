@@ -1,15 +1,15 @@
 """Settings: command-line flag > environment > `$QME_HOME/config.ini` > default.
 
 `config.ini` keeps QueueMe's layout: general keys in `[DEFAULT]`, executor keys
-in `[executor.NAME]`. `configparser` is imported only when the file exists,
-because `qme run` reads settings on every command.
+in `[executor.NAME]`. `configparser` is imported only when the file exists, and
+paths are plain strings (no pathlib), because `qme run` reads settings on every
+command.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections import namedtuple
 
 from qme import console
 from qme.errors import ConfigError
@@ -19,11 +19,7 @@ GENERAL_SECTION = "DEFAULT"
 EXECUTOR_SECTION_PREFIX = "executor."
 
 
-@dataclass(frozen=True)
-class Option:
-    env: str
-    default: str
-    help: str
+Option = namedtuple("Option", "env default help")
 
 
 OPTIONS: dict[str, Option] = {
@@ -46,8 +42,8 @@ OPTIONS: dict[str, Option] = {
 }
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("QME_HOME") or Path.home() / ".qme").expanduser()
+def default_home() -> str:
+    return os.path.expanduser(os.environ.get("QME_HOME") or "~/.qme")
 
 
 def parse_size(text: str) -> int:
@@ -65,19 +61,19 @@ def parse_size(text: str) -> int:
     return value
 
 
-@dataclass
 class Settings:
     """The effective configuration and where each value came from."""
 
-    home: Path
-    overrides: dict[str, str] = field(default_factory=dict)
-    _file_values: dict[str, dict[str, str]] | None = None
+    def __init__(self, home: str, overrides: dict[str, str] | None = None):
+        self.home = home
+        self.overrides = overrides or {}
+        self._file_values: dict[str, dict[str, str]] | None = None
 
     @classmethod
     def load(cls, home: str | os.PathLike | None = None, **overrides: str | None) -> Settings:
-        home_path = Path(home).expanduser() if home else default_home()
+        home_path = os.path.expanduser(os.fspath(home)) if home else default_home()
         return cls(
-            home=home_path.absolute(),
+            home=os.path.abspath(home_path),
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
 
@@ -90,8 +86,8 @@ class Settings:
         return self._file_values
 
     @property
-    def config_file(self) -> Path:
-        return self.home / CONFIG_FILE
+    def config_file(self) -> str:
+        return os.path.join(self.home, CONFIG_FILE)
 
     def lookup(self, key: str) -> tuple[str, str]:
         """Return (value, source) for a general setting."""
@@ -151,28 +147,29 @@ def _parser():
     return configparser.ConfigParser(interpolation=None, default_section="\0none")
 
 
-def _read_file(path: Path) -> dict[str, dict[str, str]]:
+def _read_file(path: str) -> dict[str, dict[str, str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     parser = _parser()
     try:
-        parser.read_string(text, source=str(path))
+        parser.read_string(text, source=path)
     except Exception as exc:  # configparser.Error and its many subclasses
         reason = str(exc).splitlines()[0]
         raise ConfigError(f"cannot read {path}: {reason}") from None
     return {section: dict(parser.items(section)) for section in parser.sections()}
 
 
-def _write_file(path: Path, values: dict[str, dict[str, str]]) -> None:
+def _write_file(path: str, values: dict[str, dict[str, str]]) -> None:
     parser = _parser()
     for section, items in values.items():
         parser[section] = items
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         parser.write(handle)

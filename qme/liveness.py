@@ -7,22 +7,25 @@ so neither a reboot nor a reused pid makes a dead recorder look alive.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-def _boot_id() -> str:
+def _read(path: str) -> str:
     try:
-        return _BOOT_ID.read_text().strip()
+        with open(path) as handle:
+            return handle.read()
     except OSError:
         return ""
 
 
+def _boot_id() -> str:
+    return _read(_BOOT_ID).strip()
+
+
 def _start_ticks(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
         return ""
     # Field 22 (starttime); the command name in field 2 may itself contain spaces.
     return stat.rsplit(")", 1)[1].split()[19]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
 
+from qme.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from qme.api import Queue
 
 RUNNING, COMPLETE, FAILED, CANCELLED, LOST = "running", "complete", "failed", "cancelled", "lost"
@@ -27,8 +30,9 @@ def new_uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass
-class Task:
+class Task(Record):
+    HIDDEN_FROM_REPR = ("output", "error", "queue")
+
     id: str
     executor: str
     command: str
@@ -51,11 +55,11 @@ class Task:
     output_size: int = 0  # bytes the command wrote; more than is stored when cut
     error_size: int = 0
     rerun_of: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # executor-specific
+    data: dict[str, Any] = dict  # executor-specific
     recorder: str | None = None  # "boot_id:pid:start_ticks" of the qme that records it
-    output: bytes | None = field(default=None, repr=False)  # None: not loaded
-    error: bytes | None = field(default=None, repr=False)
-    queue: Queue | None = field(default=None, repr=False, compare=False)
+    output: bytes | None = None  # None: not loaded
+    error: bytes | None = None
+    queue: Queue | None = None
 
     @property
     def uuid(self) -> str:
@@ -76,13 +80,13 @@ class Task:
     def load(self) -> dict[str, Any]:
         """Re-read the record from the store and return it as a dict (QueueMe's API)."""
         fresh = self._require_queue().get(self.id)
-        for f in fields(self):
-            if f.name != "queue":
-                setattr(self, f.name, getattr(fresh, f.name))
+        for name in self.FIELDS:
+            if name != "queue":
+                setattr(self, name, getattr(fresh, name))
         return self.to_dict()
 
     def to_dict(self, streams: bool = True) -> dict[str, Any]:
-        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HIDDEN}
+        record = {name: getattr(self, name) for name in self.FIELDS if name not in _HIDDEN}
         record["duration"] = self.duration
         for stream in STREAMS:
             raw = record.pop(stream)

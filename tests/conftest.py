@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def qme_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "qme-home"
     monkeypatch.setenv("QME_HOME", str(home))
-    for name in ("QME_DATABASE", "QME_DATABASE_STRING", "QME_LOG_LEVEL", "QME_MAX_OUTPUT",
-                 "QME_SHELL", "NO_COLOR"):
+    for name in (
+        "QME_DATABASE",
+        "QME_DATABASE_STRING",
+        "QME_LOG_LEVEL",
+        "QME_MAX_OUTPUT",
+        "QME_SHELL",
+        "NO_COLOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -37,8 +43,12 @@ def qme(qme_home):
 
     def run(*args: str, input: bytes | None = None, cwd=None, env=None, timeout=60):
         return subprocess.run(
-            [sys.executable, "-m", "qme", *args], input=input, capture_output=True,
-            cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout,
+            [sys.executable, "-m", "qme", *args],
+            input=input,
+            capture_output=True,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
         )
 
     return run

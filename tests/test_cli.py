@@ -9,7 +9,7 @@ import sys
 import pexpect
 import pytest
 
-from qme.cli import COMMANDS
+from qme.cli.parser import COMMANDS
 
 
 def ok(result) -> str:
@@ -31,7 +31,12 @@ def one_error_line(result, code=1) -> str:
 def three(qme, tmp_path):
     """Three recorded tasks: ids oldest to newest."""
     ok(qme("run", "echo", "alpha"))
-    assert qme("-m", "deploy notes", "run", "sh", "-c", "echo beta; echo spoo | rev >&2; exit 4").returncode == 4
+    assert (
+        qme(
+            "-m", "deploy notes", "run", "sh", "-c", "echo beta; echo spoo | rev >&2; exit 4"
+        ).returncode
+        == 4
+    )
     (tmp_path / "sub").mkdir()
     ok(qme("run", "echo", "gamma", cwd=tmp_path / "sub"))
     tasks = json.loads(ok(qme("ls", "--json")))
@@ -207,3 +212,31 @@ def test_shell_has_a_queue_ready(qme):
     result = qme("shell", input=b"print('store', queue.database)\n", env={"QME_SHELL": "python"})
     assert b"store sqlite" in result.stdout
     assert "QME_SHELL must be one of" in one_error_line(qme("shell", env={"QME_SHELL": "fish"}))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "ls", "-la"],
+        ["run", "--", "ls", "--help"],
+        ["-m", "note", "run", "-v", "--executor", "shell", "echo", "-m", "x"],
+        ["--config_dir", "/tmp/x", "--debug", "--log_level", "info", "run", "--message=hi", "true"],
+        ["--database=filesystem", "run", "sh", "-c", "exit 3"],
+    ],
+)
+def test_fast_run_parser_agrees_with_argparse(argv):
+    from qme.cli.parser import build_parser
+    from qme.cli.run import parse_fast
+
+    fast = vars(parse_fast(argv))
+    slow = vars(build_parser().parse_args(argv))
+    fast["cmd"] = fast["cmd"][1:] if fast["cmd"][:1] == ["--"] else fast["cmd"]
+    slow["cmd"] = slow["cmd"][1:] if slow["cmd"][:1] == ["--"] else slow["cmd"]
+    assert fast == slow
+
+
+@pytest.mark.parametrize("argv", [["run"], ["run", "--help"], ["run", "--nosuch", "x"], ["ls"]])
+def test_fast_run_parser_leaves_the_rest_to_argparse(argv):
+    from qme.cli.run import parse_fast
+
+    assert parse_fast(argv) is None

@@ -27,9 +27,15 @@ def store(request, tmp_path):
 
 def make_task(command="echo hello", executor="shell", started=None, **fields) -> Task:
     return Task(
-        id=f"{executor}-{new_uuid4()}", executor=executor, command=command,
-        argv=command.split(), cwd=fields.pop("cwd", "/tmp"), user="ada", host="box",
-        started=started if started is not None else time.time(), **fields,
+        id=f"{executor}-{new_uuid4()}",
+        executor=executor,
+        command=command,
+        argv=command.split(),
+        cwd=fields.pop("cwd", "/tmp"),
+        user="ada",
+        host="box",
+        started=started if started is not None else time.time(),
+        **fields,
     )
 
 
@@ -46,7 +52,12 @@ def test_task_round_trips_with_streams_byte_for_byte(store):
     got = store.get(task.id)
     assert got.output == b"line one\r\n" + binary
     assert got.error == b"no newline at the end"
-    assert (got.status, got.returncode, got.message, got.data) == ("complete", 0, "first try", {"jobid": "42"})
+    assert (got.status, got.returncode, got.message, got.data) == (
+        "complete",
+        0,
+        "first try",
+        {"jobid": "42"},
+    )
     assert got.duration == pytest.approx(1.25)
     assert got.argv == ["echo", "hello"]
 
@@ -119,11 +130,15 @@ def test_search_command_message_and_streams_case_insensitive(store):
     moto = finished(store, "echo Hello Moto", b"Hello Moto\n", started=now - 2)
     another = finished(store, "echo Hello Another Moto", b"x\n", started=now - 1)
     noted = finished(store, "true", message="the Deployment of friday", started=now)
-    colored = finished(store, "ls", b"plain\n\x1b[1;31mDANGER\x1b[0m zone\nafter\n", started=now + 1)
+    colored = finished(
+        store, "ls", b"plain\n\x1b[1;31mDANGER\x1b[0m zone\nafter\n", started=now + 1
+    )
     err = finished(store, "cc", error=b"warning: unused variable\n", started=now + 2)
 
     def ids(*words, **kw):
-        return [h.task.id for h in store.search(list(words), executor=None, limit=10, rank=False, **kw)]
+        return [
+            h.task.id for h in store.search(list(words), executor=None, limit=10, rank=False, **kw)
+        ]
 
     assert ids("moto") == [another.id, moto.id]  # newest first
     assert ids("MOTO", "another") == [another.id]  # every word must match

@@ -2,60 +2,51 @@
 
 Library errors become one `qme: error: …` line and exit status 1; a traceback
 is shown only with --debug. Each subcommand lives in its own module with
-`add_parser(subparsers)` and `run(args) -> int`; their heavy imports are
-inside `run` so that `qme run` starts fast.
+`add_parser(subparsers)` and `run(args) -> int`, its heavy imports inside `run`.
+`qme run` may wrap every command a user types, so it is parsed without argparse
+when its arguments are plain (see `qme.cli.run.parse_fast`).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
-from qme import __version__, console
+from qme import console
 from qme.errors import ConfigError, QmeError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-COMMANDS = ["run", "get", "ls", "search", "rerun", "clear", "config", "generate_key", "shell"]
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"qme: error: {message}\n")
+def requested_command(argv: list[str]) -> str | None:
+    """The subcommand named in argv, found without building every subparser."""
+    from qme.cli.parser import COMMANDS
+    from qme.cli.run import GLOBAL_OPTIONS
+
+    args = iter(argv)
+    for arg in args:
+        if GLOBAL_OPTIONS.get(arg, (None, False))[1]:
+            next(args, None)
+        elif not arg.startswith("-"):
+            name = arg.replace("-", "_")
+            return name if name in COMMANDS else None
+    return None
 
 
-def build_parser() -> Parser:
-    parser = Parser(
-        prog="qme",
-        description="Keep a live, searchable record of the commands you run.",
-        epilog="Run 'qme COMMAND --help' for the options of each command.",
-    )
-    parser.add_argument("--version", action="version", version=f"qme {__version__}")
-    parser.add_argument(
-        "--config_dir", "--config-dir", metavar="DIR",
-        help="qme's home: config.ini and the store (default: $QME_HOME or ~/.qme)",
-    )
-    parser.add_argument(
-        "-m", "--message", help="annotate the task that run or rerun records"
-    )
-    parser.add_argument(
-        "--log_level", "--log-level", type=str.upper, choices=sorted(console.LEVELS),
-        help="how much qme says on stderr (default: $QME_LOG_LEVEL or WARNING)",
-    )
-    parser.add_argument(
-        "--database", metavar="DB",
-        help="use this store for one command (sqlite, sqlite://FILE, filesystem)",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
-        module = importlib.import_module(f"qme.cli.{name}")
-        sub = module.add_parser(subparsers)
-        sub.set_defaults(handler=module.run)
-    return parser
+def parse(argv: list[str]):
+    from qme.cli.run import parse_fast
+
+    args = parse_fast(argv)
+    if args is not None:
+        return args
+    from qme.cli.parser import build_parser
+
+    parser = build_parser(requested_command(argv))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        raise SystemExit(2)
+    return args
 
 
 def make_queue(args):
@@ -77,19 +68,13 @@ def _apply_log_level(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         _apply_log_level(args)
         return args.handler(args)
     except QmeError as exc:
         if args.debug:
             raise
-        console.set_level("ERROR")
         print(f"qme: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

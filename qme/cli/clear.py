@@ -9,7 +9,8 @@ from qme.errors import QmeError
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "clear", help="delete tasks (asks first)",
+        "clear",
+        help="delete tasks (asks first)",
         description="Delete one task (ID or unique prefix), every task of an EXECUTOR, or "
         "--all. Asks for confirmation unless --force; 'qme clear --force' with no target "
         "deletes everything.",

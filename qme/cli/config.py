@@ -19,13 +19,13 @@ Without options: show every setting, its value and where it came from
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "config", help="show or change settings", description=HELP,
+        "config",
+        help="show or change settings",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--database", dest="set_database", metavar="DB", help="set the store")
-    parser.add_argument(
-        "--set", nargs="+", metavar="ARG", help="KEY VALUE, or EXECUTOR KEY VALUE"
-    )
+    parser.add_argument("--set", nargs="+", metavar="ARG", help="KEY VALUE, or EXECUTOR KEY VALUE")
     parser.add_argument("--unset", nargs="+", metavar="ARG", help="KEY, or EXECUTOR KEY")
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -86,7 +86,7 @@ def _check(section: str, key: str, value: str | None, settings) -> None:
     elif key == "max_output":
         parse_size(value)
     elif key == "log_level":
-        Settings(home=settings.home, overrides={"log_level": value}).log_level
+        _ = Settings(home=settings.home, overrides={"log_level": value}).log_level  # validates
 
 
 def _show(settings, options, as_json: bool) -> int:
@@ -101,12 +101,14 @@ def _show(settings, options, as_json: bool) -> int:
         for key, value in items.items()
     ]
     if as_json:
-        print_json({
-            "home": str(settings.home),
-            "config_file": str(settings.config_file),
-            "store": {"kind": kind, "path": str(path)},
-            "settings": {r[0]: {"value": r[1], "source": r[2]} for r in rows + executor_rows},
-        })
+        print_json(
+            {
+                "home": str(settings.home),
+                "config_file": str(settings.config_file),
+                "store": {"kind": kind, "path": str(path)},
+                "settings": {r[0]: {"value": r[1], "source": r[2]} for r in rows + executor_rows},
+            }
+        )
         return 0
     print(f"home:   {settings.home}")
     print(f"store:  {kind} at {path}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def add_parser(subparsers):
     return subparsers.add_parser(
-        "generate-key", help="print a new secret for QME_SERVER_KEY",
+        "generate-key",
+        help="print a new secret for QME_SERVER_KEY",
         description="Print a new random secret (256 bits, URL-safe), for example: "
         "export QME_SERVER_KEY=$(qme generate-key)",
     )

@@ -7,7 +7,8 @@ import sys
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "get", help="show a task (the last one by default) as JSON",
+        "get",
+        help="show a task (the last one by default) as JSON",
         description="Show a task as JSON. ID is a task id, or any unique prefix of the id "
         "or of its uuid part (as 'qme ls' shows it); without ID, the last task started.",
     )

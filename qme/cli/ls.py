@@ -12,10 +12,11 @@ DEFAULT_LIMIT = 30
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "ls", help="list tasks",
+        "ls",
+        help="list tasks",
         description="List tasks, oldest first so the newest is nearest your prompt "
-        "(--reverse: newest first). Shows the last %d unless --limit says otherwise "
-        "(--limit 0: all)." % DEFAULT_LIMIT,
+        f"(--reverse: newest first). Shows the last {DEFAULT_LIMIT} unless --limit says "
+        "otherwise (--limit 0: all).",
     )
     parser.add_argument("executor", nargs="?", help="only tasks of this executor")
     parser.add_argument("-s", "--status", choices=STATUSES, help="only tasks with this status")
@@ -23,7 +24,10 @@ def add_parser(subparsers):
     where.add_argument("--cwd", metavar="DIR", help="only tasks run in this directory")
     where.add_argument("--here", action="store_true", help="only tasks run in this directory")
     parser.add_argument(
-        "--since", type=point_in_time, metavar="TIME", help="started after TIME (2h, 3d, 2026-11-01)"
+        "--since",
+        type=point_in_time,
+        metavar="TIME",
+        help="started after TIME (2h, 3d, 2026-11-01)",
     )
     parser.add_argument("--until", type=point_in_time, metavar="TIME", help="started before TIME")
     parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
@@ -38,7 +42,11 @@ def run(args) -> int:
 
     cwd = os.getcwd() if args.here else (os.path.abspath(args.cwd) if args.cwd else None)
     tasks = make_queue(args).list(
-        args.executor, status=args.status, cwd=cwd, since=args.since, until=args.until,
+        args.executor,
+        status=args.status,
+        cwd=cwd,
+        since=args.since,
+        until=args.until,
         limit=args.limit or None,
     )
     if args.json:
@@ -48,8 +56,13 @@ def run(args) -> int:
         tasks.reverse()
     rows = [
         [
-            t.short_id, t.status, "" if t.returncode is None else str(t.returncode),
-            duration(t.duration), age(t.started), home_path(t.cwd), one_line(t.command),
+            t.short_id,
+            t.status,
+            "" if t.returncode is None else str(t.returncode),
+            duration(t.duration),
+            age(t.started),
+            home_path(t.cwd),
+            one_line(t.command),
         ]
         for t in tasks
     ]

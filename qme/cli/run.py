@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 HELP = """\
 Run COMMAND as if typed, recording its output, exit status and metadata.
@@ -17,20 +17,100 @@ Options for qme go before COMMAND; everything after it is the command's own:
   qme run -- -weird-name (a command whose name starts with a dash)
 """
 
+# option -> (attribute, takes a value); shared by argparse and the fast parser.
+GLOBAL_OPTIONS = {
+    "--config_dir": ("config_dir", True),
+    "--config-dir": ("config_dir", True),
+    "-m": ("message", True),
+    "--message": ("message", True),
+    "--log_level": ("log_level", True),
+    "--log-level": ("log_level", True),
+    "--database": ("database", True),
+    "--debug": ("debug", False),
+}
+RUN_OPTIONS = {
+    "-m": ("run_message", True),
+    "--message": ("run_message", True),
+    "--executor": ("executor", True),
+    "-v": ("verbose", False),
+    "--verbose": ("verbose", False),
+}
+
 
 def add_parser(subparsers):
+    import argparse
+
     parser = subparsers.add_parser(
-        "run", help="run a command and record it", description=HELP,
+        "run",
+        help="run a command and record it",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-m", "--message", dest="run_message", help="annotate the task")
-    parser.add_argument("--executor", metavar="NAME", help="use this executor (default: by command)")
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "--executor", metavar="NAME", help="use this executor (default: by command)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
         help="print '[TASK-ID][returncode: N]' on stderr when the command ends",
     )
     parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND ...")
     return parser
+
+
+def parse_fast(argv: list[str]):
+    """Parse `qme [global options] run [options] COMMAND…` without argparse, whose
+    import and set-up cost more than the rest of qme run's start-up. Returns None
+    for anything else (help, mistakes, other commands): argparse handles those."""
+    args = SimpleNamespace(
+        command="run",
+        handler=run,
+        config_dir=None,
+        message=None,
+        log_level=None,
+        database=None,
+        debug=False,
+        run_message=None,
+        executor=None,
+        verbose=False,
+        cmd=[],
+    )
+    options, position = GLOBAL_OPTIONS, 0
+    while position < len(argv):
+        arg = argv[position]
+        if options is GLOBAL_OPTIONS and arg == "run":
+            options = RUN_OPTIONS
+        elif options is RUN_OPTIONS and (arg == "--" or not arg.startswith("-")):
+            args.cmd = argv[position + (arg == "--") :]
+            break
+        else:
+            name, _, value = arg.partition("=")
+            if name not in options:
+                return None
+            attribute, takes_value = options[name]
+            if not takes_value:
+                if value:
+                    return None
+                value = True
+            elif not value:
+                position += 1
+                if position == len(argv):
+                    return None
+                value = argv[position]
+            setattr(args, attribute, value)
+        position += 1
+    if not args.cmd or (args.log_level and not _valid_level(args)):
+        return None
+    return args
+
+
+def _valid_level(args) -> bool:
+    from qme.console import LEVELS
+
+    args.log_level = args.log_level.upper()
+    return args.log_level in LEVELS
 
 
 def run(args) -> int:

@@ -7,7 +7,8 @@ DEFAULT_LIMIT = 20
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "search", help="find tasks by words in their command, message or output",
+        "search",
+        help="find tasks by words in their command, message or output",
         description="Find tasks whose command, message, output or error contain words "
         "starting with every TERM (case-insensitive), newest first, with the matching line.",
     )
@@ -32,18 +33,19 @@ def run(args) -> int:
         *args.terms, executor=args.executor, limit=args.limit, rank=args.rank
     )
     if args.json:
-        print_json([
-            {**hit.task.to_dict(), "match": {"field": hit.field, "line": _plain(hit.line)}}
-            for hit in hits
-        ])
+        print_json(
+            [
+                {**hit.task.to_dict(), "match": {"field": hit.field, "line": _plain(hit.line)}}
+                for hit in hits
+            ]
+        )
         return 0 if hits else 1
     color = use_color(sys.stdout)
     for hit in hits:
         task = hit.task
         line = one_line(hit.line).replace("\x02", "\x1b[1;33m" if color else "")
         line = line.replace("\x03", "\x1b[0m" if color else "")
-        head = f"{colored(task.short_id, '2', color)}  {age(task.started):>8}  {one_line(task.command)}"
-        print(head)
+        print(f"{colored(task.short_id, '2', color)}  {age(task.started):>8}  {one_line(task.command)}")
         if hit.field != "command":
             print(f"    {hit.field}: {line}")
     return 0 if hits else 1

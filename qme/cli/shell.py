@@ -11,7 +11,8 @@ SHELLS = ("ipython", "bpython", "python")
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "shell", help="open Python with a Queue ready as `queue`",
+        "shell",
+        help="open Python with a Queue ready as `queue`",
         description="Open an interactive Python session with `queue` (a qme.Queue) ready. "
         "Uses IPython, else bpython, else the plain interpreter; $QME_SHELL or "
         "--interpreter picks one.",

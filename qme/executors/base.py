@@ -3,19 +3,17 @@ settings, and hooks around running a command."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from qme.config import Settings
 from qme.task import Task
 
 
 class Executor:
-    name: ClassVar[str]
+    name: str
     # A regular expression matched against the start of the command line; None
     # for the fallback executor, which takes whatever no other executor claims.
-    match: ClassVar[str | None] = None
+    match: str | None = None
     # Setting name -> help, for `qme config --set NAME KEY VALUE` and QME_NAME_KEY.
-    settings: ClassVar[dict[str, str]] = {}
+    settings: dict[str, str] = {}  # noqa: RUF012 - read-only class data
 
     def __init__(self, config: Settings):
         self.config = config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ def record(
     child = spawn(task.argv, task.cwd)
     task.pid = child.pid
     task.recorder = liveness.token()
-    live = LiveRecord(open_store, dataclasses.replace(task))
+    live = LiveRecord(open_store, task.copy())
     live.start()
     captures = {stream: StreamCapture(max_output) for stream in STREAMS}
 

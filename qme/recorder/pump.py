@@ -12,8 +12,8 @@ import errno
 import os
 import select
 import signal
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from qme.recorder.spawn import Child
 from qme.recorder.terminal import RawMode, copy_size
@@ -25,11 +25,8 @@ FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
 
-@dataclass
-class Exit:
-    returncode: int  # 128+N when the command died of signal N
-    signal: int | None
-    rusage: object | None
+# returncode is 128+N when the command died of signal N (then signal is N).
+Exit = namedtuple("Exit", "returncode signal rusage")
 
 
 class Pump:

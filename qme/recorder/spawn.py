@@ -12,7 +12,7 @@ import fcntl
 import os
 import signal
 import termios
-from dataclasses import dataclass
+from collections import namedtuple
 
 from qme.recorder.terminal import copy_modes, copy_size, is_tty
 
@@ -21,13 +21,11 @@ _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20
 
 
-@dataclass
-class Child:
-    pid: int
-    reads: dict[int, tuple[int, str | None]]  # our fd -> (fd to copy to, stream recorded)
-    input_fd: int | None  # pty master that receives the user's keystrokes
-    ptys: list[tuple[int, int]]  # (master, user's terminal fd it mirrors)
-    own_session: bool  # the command leads its own session (it has a pty)
+# pid; reads: {our fd: (fd to copy to, stream recorded or None)}; input_fd: the
+# pty master that receives the user's keystrokes (or None); ptys: [(master, the
+# user's terminal fd it mirrors)]; own_session: the command leads its own
+# session (it has a pty). A named tuple rather than a dataclass: see qme/record.py.
+Child = namedtuple("Child", "pid reads input_fd ptys own_session")
 
 
 def _pipe() -> tuple[int, int]:

@@ -60,7 +60,7 @@ class RawMode:
         raw[2] = (raw[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
         raw[3] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ISIG)
         raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
-        termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw)
+        termios.tcsetattr(self.fd, termios.TCSANOW, raw)  # never TCSAFLUSH: keep typeahead
 
     def restore(self) -> None:
         if self.saved is not None:

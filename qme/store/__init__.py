@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from qme.config import Settings
 from qme.errors import ConfigError
@@ -14,12 +14,12 @@ DEFAULT_SQLITE_FILE = "qme.db"
 DEFAULT_FILESYSTEM_FOLDER = "database"
 
 
-def _location(settings: Settings, spec: str, default: str) -> Path:
-    path = Path(spec or settings.get("database_string") or default).expanduser()
-    return path if path.is_absolute() else settings.home / path
+def _location(settings: Settings, spec: str, default: str) -> str:
+    path = os.path.expanduser(spec or settings.get("database_string") or default)
+    return os.path.join(settings.home, path)  # an absolute path stays as it is
 
 
-def describe(settings: Settings) -> tuple[str, Path]:
+def describe(settings: Settings) -> tuple[str, str]:
     """(backend name, path) of the configured store, without opening it."""
     database = settings.get("database").strip()
     kind, _, rest = database.partition("://")

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import namedtuple
 
 from qme.task import Task
 
+# Which tasks to list: equality filters, a start-time range (Unix seconds), and
+# a limit (None: all). Named tuples rather than dataclasses: see qme/record.py.
+TaskQuery = namedtuple("TaskQuery", "executor status cwd since until limit", defaults=(None,) * 6)
 
-@dataclass
-class TaskQuery:
-    """Which tasks to list. Times are Unix seconds; limit None means all."""
-
-    executor: str | None = None
-    status: str | None = None
-    cwd: str | None = None
-    since: float | None = None
-    until: float | None = None
-    limit: int | None = None
-
-
-@dataclass
-class SearchHit:
-    task: Task
-    field: str  # command, message, output or error
-    line: str  # the matching line, with \x02 … \x03 around the matches
+# A search result: the task, the field that matched (command, message, output,
+# error) and the matching line, with \x02 … \x03 around the matched words.
+SearchHit = namedtuple("SearchHit", "task field line")
 
 
 class Store(ABC):

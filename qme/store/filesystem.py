@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-from dataclasses import fields
 from pathlib import Path
 
 from qme.errors import NoSuchTask, StoreError
@@ -19,7 +18,7 @@ from qme.store.base import SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
 from qme.text import searchable
 
-_FIELDS = [f.name for f in fields(Task) if f.name != "queue"]
+_FIELDS = [name for name in Task.FIELDS if name != "queue"]
 
 
 class FilesystemStore(Store):
@@ -106,7 +105,8 @@ class FilesystemStore(Store):
 
     def match(self, prefix: str, limit: int) -> list[str]:
         ids = sorted(
-            p.stem for p in self._files()
+            p.stem
+            for p in self._files()
             if p.stem.startswith(prefix) or p.stem.split("-", 1)[-1].startswith(prefix)
         )
         return ids[:limit]

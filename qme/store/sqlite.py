@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from pathlib import Path
 
 from qme.errors import NoSuchTask, StoreError
 from qme.store.base import SearchHit, Store, TaskQuery
@@ -65,11 +64,8 @@ MIGRATIONS = [
     """,
 ]
 
-COLUMNS = (
-    "id executor command argv cwd user host started status pid ended returncode signal "
-    "message max_rss cpu_user cpu_system term_cols term_rows output_size error_size "
-    "rerun_of data recorder"
-).split()
+# Every field of Task but the streams (kept in chunks) and the queue it is attached to.
+COLUMNS = [name for name in Task.FIELDS if name not in (*STREAMS, "queue")]
 JSON_COLUMNS = {"argv", "data"}
 UUID_EXPR = "substr(id, instr(id, '-') + 1)"
 
@@ -78,11 +74,13 @@ class SqliteStore(Store):
     name = "sqlite"
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = os.fspath(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self.db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
                 check_same_thread=False,
             )
             self.db.execute("PRAGMA synchronous = NORMAL")
@@ -144,8 +142,7 @@ class SqliteStore(Store):
             )
             streams = [searchable(self._stream(rowid, s)) for s in STREAMS]
             self.db.execute(
-                "UPDATE search SET command = ?, message = ?, output = ?, error = ? "
-                "WHERE rowid = ?",
+                "UPDATE search SET command = ?, message = ?, output = ?, error = ? WHERE rowid = ?",
                 (task.command, task.message or "", *streams, rowid),
             )
 
@@ -167,8 +164,10 @@ class SqliteStore(Store):
                 for table in ("tasks", "chunks", "search"):
                     self.db.execute(f"DELETE FROM {table}")
                 return count
-            rowids = [r[0] for r in self.db.execute(
-                "SELECT rowid FROM tasks WHERE executor = ?", (executor,))]
+            rowids = [
+                r[0]
+                for r in self.db.execute("SELECT rowid FROM tasks WHERE executor = ?", (executor,))
+            ]
             self._delete_rowids(rowids)
             return len(rowids)
 
@@ -218,7 +217,8 @@ class SqliteStore(Store):
     def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
         where, params = _conditions(query)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT {', '.join(COLUMNS)} FROM tasks {where} ORDER BY started {order}, rowid {order}"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM tasks {where}"
+        sql += f" ORDER BY started {order}, rowid {order}"
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
@@ -261,7 +261,7 @@ class _Transaction:
 
 def _hit(row) -> SearchHit:
     task = _from_row(row[: len(COLUMNS)])
-    texts = row[len(COLUMNS):]
+    texts = row[len(COLUMNS) :]
     for field, text in zip(("command", "message", *STREAMS), texts):
         if text and "\x02" in text:
             return SearchHit(task, field, _line_with_mark(text))
