@@ -45,7 +45,8 @@ def run(args) -> int:
         task = hit.task
         line = one_line(hit.line).replace("\x02", "\x1b[1;33m" if color else "")
         line = line.replace("\x03", "\x1b[0m" if color else "")
-        print(f"{colored(task.short_id, '2', color)}  {age(task.started):>8}  {one_line(task.command)}")
+        short_id = colored(task.short_id, "2", color)
+        print(f"{short_id}  {age(task.started):>8}  {one_line(task.command)}")
         if hit.field != "command":
             print(f"    {hit.field}: {line}")
     return 0 if hits else 1
