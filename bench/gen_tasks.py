@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # qme from this work tree
-from qme.store.sqlite import COLUMNS, SqliteStore  # noqa: E402
-
 import peers  # noqa: E402
+
+from qme.store.sqlite import COLUMNS, SqliteStore  # noqa: E402
 
 SEED = 2024
 VERSION = 2  # bump when the generated data changes
@@ -31,6 +31,7 @@ BATCH = 50_000
 YEAR = 365 * 24 * 3600
 COMMON_WORD = "elapsed"  # the last line of every task's output: "elapsed 1.23s"
 RARE_WORDS = {"quokka": 3, "zeppelin": 30}  # word -> in how many tasks' output
+SHORT_PREFIX = "ba"  # a syllable that starts ~90 of the made-up words
 STATUSES = [("complete", 90), ("failed", 8), ("cancelled", 2)]
 
 # Programs and arguments; expanded into a fixed vocabulary of ~200 commands.
@@ -119,12 +120,13 @@ PROGRAMS = {
 CWDS = [f"/home/bench/{p}" for p in ("", "src/app", "src/lib", "data", "projects/ml",
                                      "projects/web", "papers/thesis", "tmp", "scratch")]
 HOSTS = ["laptop", "workstation", "login1", "login2", "node042"]
-SYLLABLES = "ba be bi bo bu da de di do du fa fe fi fo fu ga ge gi go ka ke ki ko ku la le li " \
-            "lo lu ma me mi mo mu na ne ni no nu pa pe pi po pu ra re ri ro ru sa se si so su " \
-            "ta te ti to tu va ve vi vo vu".split()
-COMMON_WORDS = ("the to of and in ok is for on done file line error warning build test "
-                "passed failed running step total info debug loss epoch accuracy time "
-                "bytes sent received copied updated created deleted skipped").split()
+SYLLABLES = [c + v for c in "bdfgklmnprstv" for v in "aeiou"]
+COMMON_WORDS = [
+    "the", "to", "of", "and", "in", "ok", "is", "for", "on", "done", "file", "line", "error",
+    "warning", "build", "test", "passed", "failed", "running", "step", "total", "info",
+    "debug", "loss", "epoch", "accuracy", "time", "bytes", "sent", "received", "copied",
+    "updated", "created", "deleted", "skipped",
+]
 
 
 def vocabulary(rng: random.Random) -> list[str]:
@@ -144,6 +146,13 @@ def commands() -> list[tuple[str, str]]:
             command = f"{program} {args}".strip()
             result.append((command, json.dumps(shlex.split(command))))
     return result
+
+
+# The columns make_tasks fills, in its rows' order; columns added to qme's schema
+# later (the shell session, …) keep their defaults.
+FILLED = ("id", "executor", "command", "argv", "cwd", "user", "host", "started", "status", "pid",
+          "ended", "returncode", "signal", "message", "max_rss", "cpu_user", "cpu_system",
+          "term_cols", "term_rows", "output_size", "error_size", "rerun_of", "data", "recorder")
 
 
 def make_tasks(n: int, rng: random.Random):
@@ -200,8 +209,8 @@ def generate(n: int, out: Path) -> None:
     for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -1000000",
                    "temp_store = MEMORY"):
         db.execute(f"PRAGMA {pragma}")
-    insert_task = (f"INSERT INTO tasks (rowid, {', '.join(COLUMNS)}) "
-                   f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})")
+    insert_task = (f"INSERT INTO tasks (rowid, {', '.join(FILLED)}) "
+                   f"VALUES ({', '.join('?' * (len(FILLED) + 1))})")
     insert_chunk = "INSERT INTO chunks (task, stream, data) VALUES (?, ?, ?)"
     insert_search = ("INSERT INTO search (rowid, command, message, output, error) "
                      "VALUES (?, ?, ?, ?, ?)")
@@ -234,8 +243,8 @@ def store(n: int, out: Path | None = None, force: bool = False) -> tuple[Path, d
     """The store of n tasks (made if missing): (its QME_HOME, its meta)."""
     out = out or peers.WORK / f"store-{n}"
     meta_file = out / "meta.json"
-    meta = {"tasks": n, "seed": SEED, "version": VERSION, "common_word": COMMON_WORD, "rare_words": RARE_WORDS,
-            "columns": COLUMNS}
+    meta = {"tasks": n, "seed": SEED, "version": VERSION, "common_word": COMMON_WORD,
+            "rare_words": RARE_WORDS, "columns": COLUMNS}
     if not force and meta_file.exists() and json.loads(meta_file.read_text()) == meta:
         return out, meta
     out.mkdir(parents=True, exist_ok=True)

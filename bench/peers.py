@@ -179,7 +179,7 @@ def exit_code(cmd: Cmd) -> int:
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     """A Markdown table; numbers right-aligned."""
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[str(c).replace("|", "\\|") for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [all(_is_number(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda row: "| " + " | ".join(  # noqa: E731
@@ -210,6 +210,14 @@ def reproduce(argv: list[str] | None = None) -> str:
     return shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *args])
 
 
-def header(title: str) -> None:
+def header(title: str, load_before: float | None = None) -> None:
+    """Title, date, machine, and the 1-minute load average before and after the run
+    (anything above ~0.5 means something else was competing for the 2 cores)."""
     print(f"## {title}\n")
-    print(f"{time.strftime('%Y-%m-%d %H:%M')} — {machine()}\n")
+    load = f"{load_before:.2f} before, " if load_before is not None else ""
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} — {machine()}; load average {load}"
+          f"{os.getloadavg()[0]:.2f} after\n")
+
+
+def load() -> float:
+    return os.getloadavg()[0]

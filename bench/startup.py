@@ -58,6 +58,7 @@ def main() -> None:
     cmds = commands("true", homes, bins)
     codes = [c.run() for c in commands("false", homes, bins)]
     codes[1] = "-"  # python -c pass runs no `false`
+    load_before = peers.load()
     timings = peers.time_commands(cmds, runs=args.runs, warmup=2)
 
     reference = timings[cmds[2].label].median_ms  # script
@@ -66,7 +67,7 @@ def main() -> None:
         t = timings[cmd.label]
         rows.append([cmd.label, f"{t.median_ms:.1f}", f"{t.min_ms:.1f}",
                      f"{t.median_ms / reference:.2f}×", code])
-    peers.header("Start-up: recording `true`")
+    peers.header("Start-up: recording `true`", load_before)
     print(peers.table(
         ["command", "median ms", "min ms", "÷ script", "exit code of `false`"], rows))
     print(

@@ -7,28 +7,38 @@ and under qme, with pipes and on a terminal; plus qme's peak memory.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import random
 import shlex
+import string
 
 import peers
 from peers import Cmd
 
 MB = 1_000_000
+LEVELS = ["INFO"] * 8 + ["DEBUG", "WARNING"]
 
 
 def data_file(size: int) -> str:
-    """A text file of `size` bytes under bench/.work, made once: lines of base64 of
-    random bytes (so no line repeats within 4 MiB), written block by block."""
-    path = peers.WORK / f"data-{size}.txt"
+    """A text file of `size` bytes under bench/.work, made once: log-like lines (a
+    timestamp, a level, words, numbers, a random hex id), a 4 MiB block repeated."""
+    path = peers.WORK / f"data-{size}.log"
     if path.exists() and path.stat().st_size == size:
         return str(path)
     peers.WORK.mkdir(parents=True, exist_ok=True)
     rng = random.Random(42)
-    block = b"\n".join(
-        base64.b64encode(rng.randbytes(57)) for _ in range(4 * 1024 * 1024 // 77)
-    ) + b"\n"
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
+             for _ in range(3000)]
+    lines, block_size = [], 0
+    while block_size < 4 << 20:
+        n = len(lines)
+        line = (f"2026-11-{1 + n // 86400 % 28:02d} {n // 3600 % 24:02d}:{n // 60 % 60:02d}:"
+                f"{n % 60:02d}.{rng.randrange(1000):03d} {rng.choice(LEVELS)} step {n} "
+                f"{' '.join(rng.choices(words, k=rng.randint(3, 12)))} "
+                f"loss={rng.random():.4f} id={rng.getrandbits(32):08x}\n")
+        lines.append(line)
+        block_size += len(line)
+    block = "".join(lines).encode()
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as out:
         left = size
@@ -68,6 +78,7 @@ def main() -> None:
         Cmd("on a terminal: `script -qec 'cat FILE'`", on_tty(on_tty(f"cat {f}"))),
         Cmd("on a terminal: `qme run cat FILE`", on_tty(f"{qme} run cat {f}"), qme_env),
     ]
+    load_before = peers.load()
     timings = peers.time_commands(cmds, runs=args.runs, warmup=1)
     speed = {c.label: size / MB / (timings[c.label].median_ms / 1000) for c in cmds}
     rss = peers.peak_rss_kib(Cmd("rss", f"{qme} run cat {f} > /dev/null", qme_env))
@@ -76,7 +87,8 @@ def main() -> None:
              f"{speed[c.label]:.0f}"] for c in cmds]
     s = {c.label: speed[c.label] for c in cmds}
     script_pipe, qme_pipe, script_tty, qme_tty = (s[cmds[i].label] for i in (2, 3, 4, 5))
-    peers.header(f"Throughput: recording `cat` of {size / (1 << 20):.0f} MiB")
+    title = f"Throughput: recording `cat` of {size / (1 << 20):.0f} MiB"
+    peers.header(title, load_before)
     print(peers.table(["command", "median ms", "min ms", "MB/s"], rows))
     print()
     print(peers.table(["ratio", "value", "target"], [
@@ -91,7 +103,7 @@ def main() -> None:
         "MB = 10⁶ bytes, from the median time. qme keeps its default QME_MAX_OUTPUT (8M:"
         " head and tail) in a fresh SQLite store. Peak RSS is the largest process in the"
         " tree (getrusage RUSAGE_CHILDREN).\n"
-        f"FILE: {path} (base64 text lines).\n\nReproduce: `{peers.reproduce()}`"
+        f"FILE: {path} (log-like text lines).\n\nReproduce: `{peers.reproduce()}`"
     )
 
 

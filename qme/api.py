@@ -11,11 +11,11 @@ import re
 import time
 from collections.abc import Sequence
 
-from qme import console, executors, liveness
+from qme import console, executors
 from qme.config import OPTIONS, Settings, parse_size
 from qme.errors import AmbiguousTask, ConfigError, NoSuchTask, QmeError
 from qme.store import SearchHit, Store, TaskQuery, describe, open_store
-from qme.task import LOST, RUNNING, Task, new_uuid4
+from qme.task import STREAMS, Task, new_uuid4
 from qme.text import words
 
 # A lone argument with any of these is a shell line: `qme run "ls | wc -l"`.
@@ -41,6 +41,14 @@ def current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+def current_directory() -> str:
+    """The working directory; where it was ($PWD) if it has since been deleted."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return os.environ.get("PWD") or "."
 
 
 def hostname() -> str:
@@ -107,7 +115,7 @@ class Queue:
             executor=chosen.name,
             command=text,
             argv=argv,
-            cwd=os.path.abspath(cwd) if cwd else os.getcwd(),
+            cwd=os.path.abspath(cwd) if cwd else current_directory(),
             user=current_user(),
             host=hostname(),
             started=time.time(),
@@ -119,11 +127,25 @@ class Queue:
             limit = self.settings.max_output
         except ConfigError:  # reported by the store, which reads the same file
             limit = parse_size(OPTIONS["max_output"].default)
-        error = record(task, lambda: open_store(self.settings), limit, chosen.finish)
+        hook = None if chosen.reads_output else chosen.finish
+        error = record(task, lambda: open_store(self.settings), limit, hook, chdir=cwd)
         if error:
             console.warn(f"this command was not recorded: {error}")
+        elif chosen.reads_output:
+            self._finish_with_output(task, chosen)
         task.queue = self
         return task
+
+    def _finish_with_output(self, task: Task, executor) -> None:
+        """executor.finish() for an executor that reads what the command printed
+        (sbatch's job id): the recorded streams are read back, then saved again."""
+        try:
+            stored = self.store.get(task.id)
+            task.output, task.error = stored.output, stored.error
+            executor.finish(task)
+            self.store.update(task)
+        except QmeError as exc:
+            console.warn(f"the {executor.name} executor could not complete this record: {exc}")
 
     def rerun(
         self, task_id: str | None = None, *, message: str | None = None, here: bool = False
@@ -181,23 +203,59 @@ class Queue:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
+        session: str | None = None,
         newest_first: bool = True,
+        offset: int = 0,
     ) -> list[Task]:
-        """Tasks (without their output), newest first unless told otherwise."""
+        """Tasks (without their output), newest first unless told otherwise; the
+        first offset of them skipped (paging)."""
         if executor is not None:
             executors.executor_class(executor)  # unknown names are an error
-        query = TaskQuery(executor, status, cwd, since, until, limit)
+        query = TaskQuery(executor, status, cwd, since, until, limit, session, offset)
         return self._attach(self.store.list(query, newest_first=newest_first))
 
+    def count(self, executor: str | None = None, *, limit: int | None = None, **filters) -> int:
+        """How many tasks list() would give with the same filters (status=, cwd=,
+        since=, until=, session=), counting at most limit (a cap that keeps counting
+        cheap on huge stores)."""
+        if executor is not None:
+            executors.executor_class(executor)  # unknown names are an error
+        return self.store.count(TaskQuery(executor, limit=limit, **filters))
+
+    def recent(self, since: float) -> list[Task]:
+        """Tasks (without their output) started at or after since, or not finished
+        (running, pending): what a live view polls for."""
+        return self._attach(self.store.recent(since))
+
+    def read(self, task_id: str, stream: str = "output", offset: int = 0) -> bytes:
+        """A task's raw 'output' or 'error' from byte offset on (a running task's
+        output so far)."""
+        if stream not in STREAMS:
+            raise QmeError(f"no stream '{stream}' (use one of {', '.join(STREAMS)})")
+        return self.store.read(self.resolve(task_id), stream, offset)
+
+    def data_version(self) -> object:
+        """A cheap value that changes when another process changes the store (None
+        when the store cannot tell, and must be polled)."""
+        return self.store.data_version()
+
     def search(
-        self, *terms: str, executor: str | None = None, limit: int = 20, rank: bool = False
+        self,
+        *terms: str,
+        executor: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        rank: bool = False,
     ) -> list[SearchHit]:
         """Tasks whose command, message, output or error have words starting with
         every term (case-insensitive), newest first or by relevance."""
         wanted = [w for term in terms for w in words(term)]
         if not wanted:
             raise QmeError("nothing to search for: give at least one word")
-        hits = self.store.search(wanted, executor=executor, limit=limit, rank=rank)
+        hits = self.store.search(
+            wanted, executor=executor, limit=limit, rank=rank, status=status, offset=offset
+        )
         self._attach([hit.task for hit in hits])
         return hits
 
@@ -211,14 +269,37 @@ class Queue:
         return self.store.delete([self.resolve(target)])
 
     def _attach(self, tasks: list[Task]) -> list[Task]:
-        """Give tasks their queue, and mark as lost those whose recorder died."""
-        me = hostname()
+        """Give tasks their queue, and let each executor bring the status of its
+        tasks up to date (a dead recorder makes a task lost; a Slurm job's state
+        is asked of Slurm), saving what changed."""
         for task in tasks:
             task.queue = self
-            if task.status == RUNNING and task.host == me and not liveness.is_alive(task.recorder):
-                task.status = LOST
-                try:
-                    self.store.update(task)
-                except QmeError as exc:
-                    console.debug(f"could not mark {task.id} as lost: {exc}")
+        for task in executors.refresh(tasks, self.settings):
+            try:
+                self.store.update(task)
+            except QmeError as exc:
+                console.debug(f"could not save the new status of {task.id}: {exc}")
         return tasks
+
+    def run_action(self, task: Task | str | None, name: str, **options):
+        """Run an action of a task's executor (a task, an id or prefix, or None for
+        the last task): `queue.run_action(None, "status")`. Returns data (a str,
+        list or dict). What the action changes in the task (its status) is saved,
+        even when the action then fails (a job Slurm no longer knows is lost)."""
+        if not isinstance(task, Task):
+            task = self.get(task, streams=False)
+        executor = executors.get(task.executor, self.settings)
+        before = _status_of(task)
+        try:
+            return executor.run_action(task, name, **options)
+        finally:
+            if _status_of(task) != before:
+                self.store.update(task)
+
+
+def _status_of(task: Task) -> tuple:
+    """What an action may change in a task, to know whether to save it."""
+    import json
+
+    data = json.dumps(task.data, sort_keys=True, default=str)
+    return task.status, task.returncode, task.signal, task.ended, data

@@ -35,10 +35,21 @@ OPTIONS: dict[str, Option] = {
     ),
     "max_output": Option(
         "QME_MAX_OUTPUT",
-        "8M",
+        "2M",
         "bytes kept per stream (K/M/G suffixes, 0 = everything); head and tail are kept",
     ),
+    "busy_timeout": Option(
+        "QME_BUSY_TIMEOUT", "15", "seconds a write waits for a locked SQLite database"
+    ),
     "log_level": Option("QME_LOG_LEVEL", "WARNING", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    "ignore": Option(
+        "QME_IGNORE",
+        "vi vim nvim nano emacs less more most man top htop btop tmux screen",
+        "programs whose commands a shell session (qme on) does not record",
+    ),
+    "secrets_filter": Option(
+        "QME_SECRETS_FILTER", "on", "on: a shell session skips commands that carry secrets"
+    ),
 }
 
 
@@ -109,6 +120,17 @@ class Settings:
         return parse_size(self.get("max_output"))
 
     @property
+    def busy_timeout(self) -> float:
+        value = self.get("busy_timeout")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
+            raise ConfigError(f"busy_timeout is a number of seconds, not '{value}'")
+        return seconds
+
+    @property
     def log_level(self) -> str:
         level = self.get("log_level").upper()
         if level not in console.LEVELS:
@@ -116,6 +138,17 @@ class Settings:
                 f"log level '{level}' is not one of {', '.join(sorted(console.LEVELS))}"
             )
         return level
+
+    @property
+    def ignore(self) -> list[str]:
+        return self.get("ignore").replace(",", " ").split()
+
+    @property
+    def secrets_filter(self) -> bool:
+        value = self.get("secrets_filter").strip().lower()
+        if value not in ("on", "off"):
+            raise ConfigError(f"secrets_filter is on or off, not '{value}'")
+        return value == "on"
 
     def executor_setting(self, executor: str, key: str, default: str | None = None):
         """QME_<EXECUTOR>_<KEY>, then [executor.NAME] in config.ini, then default."""

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from qme.api import Queue
 
 RUNNING, COMPLETE, FAILED, CANCELLED, LOST = "running", "complete", "failed", "cancelled", "lost"
-STATUSES = (RUNNING, COMPLETE, FAILED, CANCELLED, LOST)
+PENDING, TIMEOUT = "pending", "timeout"  # from executors whose jobs wait in a queue (slurm)
+STATUSES = (PENDING, RUNNING, COMPLETE, FAILED, CANCELLED, TIMEOUT, LOST)
 STREAMS = ("output", "error")
 
 
@@ -55,6 +56,7 @@ class Task(Record):
     output_size: int = 0  # bytes the command wrote; more than is stored when cut
     error_size: int = 0
     rerun_of: str | None = None
+    session: str | None = None  # the shell session (qme on) it was typed in
     data: dict[str, Any] = dict  # executor-specific
     recorder: str | None = None  # "boot_id:pid:start_ticks" of the qme that records it
     output: bytes | None = None  # None: not loaded
@@ -75,7 +77,7 @@ class Task(Record):
 
     @property
     def finished(self) -> bool:
-        return self.status != RUNNING
+        return self.status not in (RUNNING, PENDING)
 
     def load(self) -> dict[str, Any]:
         """Re-read the record from the store and return it as a dict (QueueMe's API)."""
@@ -84,6 +86,11 @@ class Task(Record):
             if name != "queue":
                 setattr(self, name, getattr(fresh, name))
         return self.to_dict()
+
+    def run_action(self, name: str, **options: Any) -> Any:
+        """Run one of its executor's actions on this task: `task.run_action("status")`.
+        Returns data (a str, list or dict); an unknown name raises QmeError."""
+        return self._require_queue().run_action(self, name, **options)
 
     def to_dict(self, streams: bool = True) -> dict[str, Any]:
         record = {name: getattr(self, name) for name in self.FIELDS if name not in _HIDDEN}

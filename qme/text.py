@@ -12,13 +12,16 @@ _ESCAPES = re.compile(
     rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
     rb"|\x1b[@-Z\\-_]"
 )
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROLS = bytes(c for c in range(32) if c not in b"\t\n") + b"\x7f"
 
 
 def searchable(raw: bytes) -> str:
-    """Escape sequences dropped, carriage returns made line breaks, invalid UTF-8 replaced."""
-    text = _ESCAPES.sub(b"", raw).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return _CONTROLS.sub("", text.decode("utf-8", errors="replace"))
+    """Escape sequences dropped, carriage returns made line breaks, other control
+    characters dropped, invalid UTF-8 replaced. Each step makes one copy, so a
+    big output costs a few times its size, briefly."""
+    text = _ESCAPES.sub(b"", raw)
+    text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").translate(None, _CONTROLS)
+    return text.decode("utf-8", errors="replace")
 
 
 _WORD = re.compile(r"[^\W_]+")

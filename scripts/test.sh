@@ -7,9 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive for real: a pty-using `script`, less and vim
-# (full-screen programs), GNU time, setpriv (run as an unprivileged user).
+# (full-screen programs), GNU time, setpriv (run as an unprivileged user), the
+# shells qme integrates with, shellcheck for its bash hooks, and chromium for the
+# dashboard's browser tests (driven by Playwright; nothing is downloaded).
 need=()
-for pair in script:bsdutils less:less vim:vim time:time setpriv:util-linux ps:procps; do
+for pair in script:bsdutils less:less vim:vim time:time setpriv:util-linux ps:procps \
+            zsh:zsh fish:fish shellcheck:shellcheck chromium:chromium; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

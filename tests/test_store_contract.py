@@ -33,7 +33,7 @@ def make_task(command="echo hello", executor="shell", started=None, **fields) ->
         argv=command.split(),
         cwd=fields.pop("cwd", "/tmp"),
         user="ada",
-        host="box",
+        host=fields.pop("host", "box"),
         started=started if started is not None else time.time(),
         **fields,
     )
@@ -185,5 +185,128 @@ def test_two_store_objects_see_each_others_writes(tmp_path, request):
         writer.add(task)
         writer.append(task.id, "output", b"live\n")
         assert reader.get(task.id).output == b"live\n"
+        writer.close()
+        reader.close()
+
+
+# -- paging, counting and live polling (the dashboard) ------------------------------------
+
+
+def test_list_pages_with_offset_and_count_with_a_cap(store):
+    now = time.time()
+    tasks = [make_task(f"task {i}", started=now + i, status="complete") for i in range(7)]
+    tasks[2].status = "failed"
+    for t in tasks:
+        store.add(t)
+
+    def commands(**kw):
+        return [t.command for t in store.list(TaskQuery(**kw))]
+
+    assert commands(limit=3, offset=0) == ["task 6", "task 5", "task 4"]
+    assert commands(limit=3, offset=3) == ["task 3", "task 2", "task 1"]
+    assert commands(limit=3, offset=6) == ["task 0"]
+    assert commands(offset=5) == ["task 1", "task 0"]
+    assert commands(limit=3, offset=9) == []
+    assert commands(status="complete", limit=2, offset=1) == ["task 5", "task 4"]
+    oldest_first = store.list(TaskQuery(limit=2, offset=1), newest_first=False)
+    assert [t.command for t in oldest_first] == ["task 1", "task 2"]
+    assert store.count(TaskQuery()) == 7
+    assert store.count(TaskQuery(status="failed")) == 1
+    assert store.count(TaskQuery(limit=4)) == 4  # counting stops at the cap
+    assert store.count(TaskQuery(executor="slurm")) == 0
+
+
+def test_search_filters_status_and_pages(store):
+    now = time.time()
+    for i in range(5):
+        finished(store, f"echo needle {i}", started=now + i)
+    failed = make_task("needle failing", started=now + 10, status="failed")
+    store.add(failed)
+    store.update(failed)
+
+    def commands(**kw):
+        hits = store.search(["needle"], executor=None, limit=2, rank=False, **kw)
+        return [h.task.command for h in hits]
+
+    assert commands() == ["needle failing", "echo needle 4"]
+    assert commands(offset=2) == ["echo needle 3", "echo needle 2"]
+    assert commands(offset=5) == ["echo needle 0"]
+    assert commands(status="failed") == ["needle failing"]
+    assert commands(status="complete", offset=3) == ["echo needle 1", "echo needle 0"]
+
+
+def test_recent_gives_new_and_running_tasks(store):
+    now = time.time()
+    old_done = make_task("old done", started=now - 600, status="complete")
+    old_running = make_task("old running", started=now - 600)
+    old_pending = make_task("old pending", started=now - 900, status="pending")
+    new_done = make_task("new done", started=now - 1, status="complete")
+    for t in (old_done, old_running, old_pending, new_done):
+        store.add(t)
+    got = store.recent(now - 60)
+    assert [t.command for t in got] == ["old pending", "old running", "new done"]
+    assert all(t.output is None for t in got)
+    for task in (old_running, old_pending):
+        task.status = "complete"
+        store.update(task)
+    assert [t.command for t in store.recent(now - 60)] == ["new done"]
+
+
+def test_read_from_an_offset_across_chunks(store):
+    task = make_task()
+    store.add(task)
+    for piece in (b"abc", b"defg", b"", b"hij"):
+        if piece:
+            store.append(task.id, "output", piece)
+    store.append(task.id, "error", b"oops")
+    assert store.read(task.id, "output") == b"abcdefghij"
+    assert [store.read(task.id, "output", n) for n in (2, 3, 6, 9, 10, 50)] == [
+        b"cdefghij",
+        b"defghij",
+        b"ghij",
+        b"j",
+        b"",
+        b"",
+    ]
+    assert store.read(task.id, "error", 1) == b"ops"
+    with pytest.raises(NoSuchTask):
+        store.read("shell-00000000-0000-4000-8000-000000000000", "output")
+
+
+def test_data_version_changes_with_another_writer(tmp_path):
+    for name, make in BACKENDS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        writer, reader = make(folder), make(folder)
+        before = reader.data_version()
+        assert before is not None  # both stores can tell cheaply
+        assert reader.data_version() == before
+        task = make_task()
+        time.sleep(0.02)  # files: folder times change at the kernel's clock tick
+        writer.add(task)
+        after_add = reader.data_version()
+        assert after_add != before, name
+        time.sleep(0.02)
+        writer.append(task.id, "output", b"more")
+        assert reader.data_version() != after_add, name
+        writer.close()
+        reader.close()
+
+
+def test_listing_sees_files_changed_by_another_writer(tmp_path):
+    # The filesystem store re-reads only changed files when it lists again.
+    for name, make in BACKENDS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        writer, reader = make(folder), make(folder)
+        task = make_task()
+        writer.add(task)
+        assert [t.status for t in reader.list(TaskQuery())] == ["running"]
+        task.status = "complete"
+        writer.update(task)
+        assert [t.status for t in reader.list(TaskQuery())] == ["complete"]
+        assert [t.status for t in reader.recent(0)] == ["complete"]
+        writer.delete([task.id])
+        assert reader.list(TaskQuery()) == []
         writer.close()
         reader.close()

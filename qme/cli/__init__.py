@@ -28,8 +28,7 @@ def requested_command(argv: list[str]) -> str | None:
         if GLOBAL_OPTIONS.get(arg, (None, False))[1]:
             next(args, None)
         elif not arg.startswith("-"):
-            name = arg.replace("-", "_")
-            return name if name in COMMANDS else None
+            return arg if arg in COMMANDS else None
     return None
 
 

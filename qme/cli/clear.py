@@ -6,16 +6,24 @@ import sys
 
 from qme.errors import QmeError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from qme.task import Task
 
-def add_parser(subparsers):
+SHOWN_IDS = 5  # a confirmation names at most this many tasks
+
+
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "clear",
         help="delete tasks (asks first)",
-        description="Delete one task (ID or unique prefix), every task of an EXECUTOR, or "
-        "--all. Asks for confirmation unless --force; 'qme clear --force' with no target "
-        "deletes everything.",
+        description="Delete one task (ID or unique prefix), every task of an EXECUTOR, "
+        "the --last task, or --all. Without any of these, on a terminal, pick the tasks "
+        "from the recent ones. Asks for confirmation unless --force; 'qme clear --force' "
+        "with no target deletes everything (as in QueueMe).",
     )
     parser.add_argument("target", nargs="?", metavar="ID|EXECUTOR")
+    parser.add_argument("--last", action="store_true", help="delete the last task")
     parser.add_argument("--all", action="store_true", help="delete every task")
     parser.add_argument("-f", "--force", action="store_true", help="do not ask")
     return parser
@@ -31,22 +39,43 @@ def confirm(question: str) -> bool | None:
         return None
 
 
+def describe(tasks: list[Task]) -> str:
+    if len(tasks) == 1:
+        return f"task {tasks[0].id} ({tasks[0].command})"
+    ids = ", ".join(task.short_id for task in tasks[:SHOWN_IDS])
+    return f"{len(tasks)} tasks ({ids}{', …' if len(tasks) > SHOWN_IDS else ''})"
+
+
 def run(args) -> int:
     from qme import executors
-    from qme.cli import make_queue
+    from qme.cli import EXIT_INTERRUPTED, make_queue
+    from qme.cli.picker import Cancelled, interactive
 
-    if args.target and args.all:
-        raise QmeError("give a target or --all, not both")
-    if not args.target and not (args.all or args.force):
-        raise QmeError("say what to clear: a task id, an executor name, or --all")
+    given = [bool(args.target), args.last, args.all]
+    if sum(given) > 1:
+        raise QmeError("give one of a target, --last or --all")
+    picking = not any(given) and not args.force and interactive()
+    if not (any(given) or args.force or picking):
+        raise QmeError("say what to clear: a task id, an executor name, --last or --all")
     queue = make_queue(args)
-    if args.target is None:
-        what, target = "every task", None
+    if picking:
+        from qme.cli.picker import pick_task
+
+        try:
+            tasks = pick_task(queue, multiple=True, prompt="Delete which tasks?")
+        except Cancelled:
+            return EXIT_INTERRUPTED
+        what, targets = describe(tasks), [task.id for task in tasks]
+    elif args.last:
+        task = queue.get(streams=False)
+        what, targets = describe([task]), [task.id]
+    elif args.target is None:
+        what, targets = "every task", [None]
     elif args.target in executors.names():
-        what, target = f"every {args.target} task", args.target
+        what, targets = f"every {args.target} task", [args.target]
     else:
-        target = queue.resolve(args.target)
-        what = f"task {target} ({queue.get(target, streams=False).command})"
+        task = queue.get(queue.resolve(args.target), streams=False)
+        what, targets = describe([task]), [task.id]
     if not args.force:
         answer = confirm(f"Delete {what}?")
         if answer is None:
@@ -54,6 +83,6 @@ def run(args) -> int:
         if not answer:
             print("Nothing deleted.", file=sys.stderr)
             return 1
-    count = queue.clear(target)
+    count = sum(queue.clear(target) for target in targets)
     print(f"Deleted {count} task{'s' if count != 1 else ''}.", file=sys.stderr)
     return 0

@@ -17,7 +17,7 @@ Without options: show every setting, its value and where it came from
 """
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "config",
         help="show or change settings",
@@ -85,6 +85,8 @@ def _check(section: str, key: str, value: str | None, settings) -> None:
         describe(Settings(home=settings.home, overrides={"database": value}))
     elif key == "max_output":
         parse_size(value)
+    elif key == "busy_timeout":
+        _ = Settings(home=settings.home, overrides={"busy_timeout": value}).busy_timeout
     elif key == "log_level":
         _ = Settings(home=settings.home, overrides={"log_level": value}).log_level  # validates
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     return subparsers.add_parser(
         "generate-key",
         help="print a new secret for QME_SERVER_KEY",

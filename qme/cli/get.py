@@ -5,14 +5,18 @@ from __future__ import annotations
 import sys
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "get",
-        help="show a task (the last one by default) as JSON",
+        help="show a task as JSON (picked on a terminal, else the last one)",
         description="Show a task as JSON. ID is a task id, or any unique prefix of the id "
-        "or of its uuid part (as 'qme ls' shows it); without ID, the last task started.",
+        "or of its uuid part (as 'qme ls' shows it). Without ID, on a terminal, pick the "
+        "task from the recent ones; with --last, or when stdin or stdout is not a "
+        "terminal, the last task started.",
     )
-    parser.add_argument("id", nargs="?", metavar="ID")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("id", nargs="?", metavar="ID")
+    which.add_argument("--last", action="store_true", help="the last task, without asking")
     stream = parser.add_mutually_exclusive_group()
     stream.add_argument(
         "--output", action="store_true", help="print the captured stdout, byte for byte"
@@ -24,10 +28,20 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from qme.cli import make_queue
+    from qme.cli import EXIT_INTERRUPTED, make_queue
+    from qme.cli.picker import Cancelled, interactive
     from qme.cli.render import print_json
 
-    task = make_queue(args).get(args.id)
+    queue = make_queue(args)
+    task_id = args.id
+    if task_id is None and not args.last and interactive():
+        from qme.cli.picker import pick_task
+
+        try:
+            task_id = pick_task(queue, prompt="Show which task?").id
+        except Cancelled:
+            return EXIT_INTERRUPTED
+    task = queue.get(task_id)
     if args.output or args.error:
         sys.stdout.flush()
         sys.stdout.buffer.write(task.output if args.output else task.error)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 from qme.cli.timespec import point_in_time
+from qme.errors import QmeError
 from qme.task import STATUSES
 
 DEFAULT_LIMIT = 30
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "ls",
         help="list tasks",
@@ -30,6 +31,10 @@ def add_parser(subparsers):
         help="started after TIME (2h, 3d, 2026-11-01)",
     )
     parser.add_argument("--until", type=point_in_time, metavar="TIME", help="started before TIME")
+    parser.add_argument(
+        "--session", nargs="?", const="current", metavar="ID",
+        help="only commands typed in a shell session (qme on); without ID, this shell's",
+    )
     parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
@@ -41,6 +46,11 @@ def run(args) -> int:
     from qme.cli.render import STATUS_COLORS, age, duration, home_path, one_line, print_json, table
 
     cwd = os.getcwd() if args.here else (os.path.abspath(args.cwd) if args.cwd else None)
+    session = args.session
+    if session == "current":
+        session = os.environ.get("QME_SESSION")
+        if not session:
+            raise QmeError("this shell is not in a qme session ('qme on' starts one)")
     tasks = make_queue(args).list(
         args.executor,
         status=args.status,
@@ -48,6 +58,7 @@ def run(args) -> int:
         since=args.since,
         until=args.until,
         limit=args.limit or None,
+        session=session,
     )
     if args.json:
         print_json([t.to_dict() for t in tasks])

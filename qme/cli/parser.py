@@ -9,7 +9,14 @@ import sys
 from qme import __version__, console
 
 EXIT_USAGE = 2
-COMMANDS = ["run", "get", "ls", "search", "rerun", "clear", "config", "generate_key", "shell"]
+# command -> the module in qme.cli that defines it
+COMMANDS = {
+    name.replace("_", "-"): name
+    for name in ["run", "get", "ls", "search", "rerun", "clear", "config", "generate_key", "shell",
+                 "init", "session", "start"]
+}
+COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
+COMMANDS["exec"] = "exec"
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,7 +55,7 @@ def build_parser(only: str | None = None) -> Parser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in [only] if only else COMMANDS:
-        module = importlib.import_module(f"qme.cli.{name}")
-        sub = module.add_parser(subparsers)
+        module = importlib.import_module(f"qme.cli.{COMMANDS[name]}")
+        sub = module.add_parser(subparsers, name)
         sub.set_defaults(handler=module.run)
     return parser

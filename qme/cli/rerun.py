@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "rerun",
-        help="run a task's command again (the last task by default)",
+        help="run a task's command again (picked on a terminal, else the last task)",
         description="Run a task's command again in its original directory. The new task "
         "is linked to the old one (rerun_of); nothing is overwritten. Exits with the "
-        "command's exit code.",
+        "command's exit code. Without ID, on a terminal, pick the task from the recent "
+        "ones; with --last, or when stdin or stdout is not a terminal, the last task.",
     )
-    parser.add_argument("id", nargs="?", metavar="ID")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("id", nargs="?", metavar="ID")
+    which.add_argument("--last", action="store_true", help="the last task, without asking")
     parser.add_argument("-m", "--message", dest="run_message", help="annotate the new task")
     parser.add_argument("--here", action="store_true", help="run in the current directory instead")
     return parser
 
 
 def run(args) -> int:
-    from qme.cli import make_queue
+    from qme.cli import EXIT_INTERRUPTED, make_queue
+    from qme.cli.picker import Cancelled, interactive
 
-    task = make_queue(args).rerun(args.id, message=args.run_message or args.message, here=args.here)
+    queue = make_queue(args)
+    task_id = args.id
+    if task_id is None and not args.last and interactive():
+        from qme.cli.picker import pick_task
+
+        try:
+            task_id = pick_task(queue, prompt="Rerun which task?").id
+        except Cancelled:
+            return EXIT_INTERRUPTED
+    task = queue.rerun(task_id, message=args.run_message or args.message, here=args.here)
     return task.returncode

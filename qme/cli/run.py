@@ -37,7 +37,7 @@ RUN_OPTIONS = {
 }
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     import argparse
 
     parser = subparsers.add_parser(

@@ -5,7 +5,7 @@ from __future__ import annotations
 DEFAULT_LIMIT = 20
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "search",
         help="find tasks by words in their command, message or output",

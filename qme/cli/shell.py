@@ -9,7 +9,7 @@ from qme.errors import QmeError
 SHELLS = ("ipython", "bpython", "python")
 
 
-def add_parser(subparsers):
+def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "shell",
         help="open Python with a Queue ready as `queue`",

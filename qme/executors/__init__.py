@@ -1,41 +1,173 @@
-"""The executor registry: which executor runs a command, and lookup by name.
+"""The executor registry: which executor runs a command, lookup by name, refresh.
 
-Built-ins are named here as "module:Class" and imported only when used.
+Built-ins are known by name here, with their match rules, and their modules are
+imported only when used. Third-party executors come from the entry-point group
+`qme.executors` (qme registers its built-ins there too, as datasette does with
+its default plugins). Reading entry points costs tens of milliseconds, too much
+for every `qme run`, so what was found is cached in `$QME_HOME/executors.json`
+and read again only when a directory on sys.path changes (installing or removing
+a distribution changes its site-packages directory).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import re
+import sys
+from collections import namedtuple
 
-from qme.config import Settings
-from qme.errors import UnknownExecutor
+from qme import console
+from qme.config import Settings, default_home
+from qme.errors import QmeError, UnknownExecutor
 from qme.executors.base import Executor
+from qme.task import Task
 
-BUILTIN: dict[str, str] = {"shell": "qme.executors.shell:ShellExecutor"}
+GROUP = "qme.executors"
+Entry = namedtuple("Entry", "target match")
+BUILTIN: dict[str, Entry] = {
+    "shell": Entry("qme.executors.shell:ShellExecutor", None),
+    "slurm": Entry("qme.executors.slurm:SlurmExecutor", r"^(?:\S*/)?sbatch(?:\s|$)"),
+}
 DEFAULT = "shell"
+CACHE_FILE = "executors.json"
+CACHE_VERSION = 1
+
+_plugins: dict[str, dict[str, Entry]] = {}  # home -> name -> entry, for this process
 
 
-def names() -> list[str]:
-    return list(BUILTIN)
+def names(home: str | None = None) -> list[str]:
+    return [*BUILTIN, *sorted(plugins(home))]
 
 
-def executor_class(name: str) -> type[Executor]:
-    try:
-        module, _, attr = BUILTIN[name].partition(":")
-    except KeyError:
-        raise UnknownExecutor(name, names()) from None
-    return getattr(importlib.import_module(module), attr)
+def executor_class(name: str, home: str | None = None) -> type[Executor]:
+    entry = BUILTIN.get(name) or plugins(home).get(name)
+    if entry is None:
+        raise UnknownExecutor(name, names(home))
+    return _load(entry.target)
 
 
 def get(name: str, config: Settings) -> Executor:
-    return executor_class(name)(config)
+    return executor_class(name, config.home)(config)
 
 
 def for_command(command: str, config: Settings) -> Executor:
-    """The first executor whose match rule fits the command, else the default."""
-    for name in names():
-        cls = executor_class(name)
-        if cls.match and re.match(cls.match, command):
-            return cls(config)
+    """The first executor whose match rule fits the start of the command: built-ins
+    first, then plugins by name; else the default."""
+    for entries in (BUILTIN, plugins(config.home)):
+        for name, entry in entries.items():
+            if entry.match and re.match(entry.match, command):
+                return get(name, config)
     return get(DEFAULT, config)
+
+
+def refresh(tasks: list[Task], config: Settings) -> list[Task]:
+    """Let each executor bring its own tasks up to date, in one batch per executor;
+    returns the tasks that changed. A task whose executor is not installed here
+    only gets the default check (a dead recorder makes it lost)."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.executor, []).append(task)
+    changed: list[Task] = []
+    for name, group in groups.items():
+        try:
+            executor = get(name, config)
+        except UnknownExecutor:
+            executor = Executor(config)
+        try:
+            changed += executor.refresh(group)
+        except (QmeError, OSError) as exc:
+            console.debug(f"could not refresh {name} tasks: {exc}")
+    return changed
+
+
+def plugins(home: str | None = None) -> dict[str, Entry]:
+    """Executors from other distributions: name -> Entry (cached; see above)."""
+    home = home or default_home()
+    if home not in _plugins:
+        path = os.path.join(home, CACHE_FILE)
+        stamp = _sys_path_stamp()
+        found = _read_cache(path, stamp)
+        if found is None:
+            found = _scan()
+            _write_cache(path, stamp, found)
+        _plugins[home] = found
+    return _plugins[home]
+
+
+def _load(target: str) -> type[Executor]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _sys_path_stamp() -> list[str]:
+    """Where distributions can be found, and when each place last changed. The
+    current directory is left out: `python -m qme` puts it on sys.path, and it
+    changes from one command to the next."""
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    stamp = []
+    for entry in sys.path:
+        if entry and entry != here:
+            try:
+                stamp.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+            except OSError:
+                pass
+    return stamp
+
+
+def _read_cache(path: str, stamp: list[str]) -> dict[str, Entry] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            cached = json.load(handle)
+        if cached["version"] != CACHE_VERSION or cached["sys_path"] != stamp:
+            return None
+        return {name: Entry(*entry) for name, entry in cached["executors"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: str, stamp: list[str], found: dict[str, Entry]) -> None:
+    data = {"version": CACHE_VERSION, "sys_path": stamp, "executors": found}
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # as the store does
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({**data, "executors": {k: list(v) for k, v in found.items()}}, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        console.debug(f"could not cache the executor plugins in {path}: {exc}")
+
+
+def _scan() -> dict[str, Entry]:
+    """Load every executor registered in the entry-point group; keep those that
+    work. An entry for a built-in name must point at the built-in (qme's own)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Entry] = {}
+    every = entry_points()
+    group = every.select(group=GROUP) if hasattr(every, "select") else every.get(GROUP, [])
+    for point in group:
+        if point.name in BUILTIN:
+            if point.value != BUILTIN[point.name].target:
+                console.warn(
+                    f"ignoring executor plugin {point.name} ({point.value}): "
+                    f"'{point.name}' is a built-in executor"
+                )
+            continue
+        try:
+            cls = point.load()
+            if not (isinstance(cls, type) and issubclass(cls, Executor)):
+                raise TypeError("not a subclass of qme.executors.base.Executor")
+            if getattr(cls, "name", None) != point.name:
+                raise TypeError(f"its name is {getattr(cls, 'name', None)!r}, not {point.name!r}")
+            if cls.match:
+                re.compile(cls.match)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break qme
+            console.warn(f"ignoring executor plugin {point.name} ({point.value}): {exc}")
+            continue
+        found[point.name] = Entry(point.value, cls.match)
+    return found

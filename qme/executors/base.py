@@ -1,10 +1,43 @@
 """What every executor is: a name, a rule saying which commands it takes, its
-settings, and hooks around running a command."""
+settings, hooks around running a command, a status refresh, and actions."""
 
 from __future__ import annotations
 
+import os
+from collections import namedtuple
+
+from qme import liveness
 from qme.config import Settings
-from qme.task import Task
+from qme.errors import QmeError
+from qme.task import LOST, RUNNING, Task
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+# An action an executor offers: what it does (one line), the method that does it,
+# and whether it streams (called with write=callable, it writes as it goes and
+# returns when done; without, it returns what there is now).
+Action = namedtuple("Action", "description method streams")
+
+
+def action(description: str, *, name: str | None = None, streams: bool = False):
+    """Mark an executor method as an action: `method(self, task, **options)` returns
+    data (a str, a list or a dict) that the CLI renders and the dashboard serves as
+    JSON. The action's name is the method's, or `name`."""
+
+    def mark(method: Callable[..., Any]) -> Callable[..., Any]:
+        method.qme_action = (name or method.__name__, Action(description, method.__name__, streams))
+        return method
+
+    return mark
+
+
+class NoSuchAction(QmeError):
+    def __init__(self, executor: str, name: str, offered: list[str]):
+        its = ", ".join(offered) if offered else "it has none"
+        super().__init__(f"the {executor} executor has no action '{name}' ({its})")
 
 
 class Executor:
@@ -14,6 +47,21 @@ class Executor:
     match: str | None = None
     # Setting name -> help, for `qme config --set NAME KEY VALUE` and QME_NAME_KEY.
     settings: dict[str, str] = {}  # noqa: RUF012 - read-only class data
+    # Action name -> Action, collected from the methods marked with @action.
+    actions: dict[str, Action] = {}  # noqa: RUF012
+    # True when finish() needs what the command printed: task.output and
+    # task.error then hold it (at the cost of one more write to the store).
+    reads_output = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Action] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                marked = getattr(value, "qme_action", None)
+                if marked:
+                    found[marked[0]] = marked[1]
+        cls.actions = found
 
     def __init__(self, config: Settings):
         self.config = config
@@ -26,3 +74,27 @@ class Executor:
 
     def finish(self, task: Task) -> None:
         """Called when the command has ended, before the task is saved."""
+
+    def refresh(self, tasks: list[Task]) -> list[Task]:
+        """Bring the status of these tasks (all of this executor) up to date, in one
+        batch; return the ones that changed, which the caller saves.
+
+        By default a task still `running` on this machine whose recorder has died
+        (kill -9, power loss) becomes `lost`."""
+        return mark_lost(tasks)
+
+    def run_action(self, task: Task, name: str, **options: Any) -> Any:
+        found = self.actions.get(name)
+        if found is None:
+            raise NoSuchAction(task.executor, name, sorted(self.actions))
+        return getattr(self, found.method)(task, **options)
+
+
+def mark_lost(tasks: list[Task]) -> list[Task]:
+    here = os.uname().nodename
+    lost = []
+    for task in tasks:
+        if task.status == RUNNING and task.host == here and not liveness.is_alive(task.recorder):
+            task.status = LOST
+            lost.append(task)
+    return lost

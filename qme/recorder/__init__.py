@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -21,25 +20,26 @@ def record(
     open_store: Callable[[], Store],
     max_output: int,
     before_save: Callable[[Task], None] | None = None,
+    chdir: str | None = None,
 ) -> str | None:
-    """Run task.argv in task.cwd, passing its stdio through and recording it.
+    """Run task.argv (in chdir, else where qme runs), passing its stdio through and
+    recording it.
 
     Fills in the task's outcome and returns the recording error, if any (the
     command has run regardless).
     """
     task.term_cols, task.term_rows = _terminal_size()
-    child = spawn(task.argv, task.cwd)
+    child = spawn(task.argv, chdir)
     task.pid = child.pid
     task.recorder = liveness.token()
-    live = LiveRecord(open_store, task.copy())
-    live.start()
+    live = LiveRecord(open_store, task)
     captures = {stream: StreamCapture(max_output) for stream in STREAMS}
 
     def on_output(stream: str, data: bytes) -> None:
         live.append(stream, captures[stream].feed(data))
 
     try:
-        outcome = Pump(child, on_output).run()
+        outcome = Pump(child, on_output, store_busy=live.busy).run()
         for stream, capture in captures.items():
             live.append(stream, capture.finish())
         _fill_outcome(task, outcome, captures)

@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import signal
+import termios
 from collections import namedtuple
 from collections.abc import Callable
 
@@ -21,6 +22,12 @@ from qme.recorder.terminal import RawMode, copy_size
 READ_SIZE = 256 * 1024
 QUIET_MS = 100  # once the command has exited, stop when its fds are idle this long
 POLL_MS_WITHOUT_SIGNALS = 50
+_SIGNAL_KEYS = (
+    (termios.VINTR, signal.SIGINT),
+    (termios.VQUIT, signal.SIGQUIT),
+    (termios.VSUSP, signal.SIGTSTP),
+)
+STOP_WAIT_SECONDS = 2  # how long Ctrl-Z waits for a store write to finish
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
@@ -30,15 +37,24 @@ Exit = namedtuple("Exit", "returncode signal rusage")
 
 
 class Pump:
-    def __init__(self, child: Child, record: Callable[[str, bytes], None]):
+    def __init__(
+        self, child: Child, record: Callable[[str, bytes], bytes | None], store_busy=None
+    ):
+        """record(stream, data) sees every chunk of output first; if it returns bytes,
+        those are shown instead of data."""
         self.child = child
         self.record = record
+        self.store_busy = store_busy  # a lock held while the store is written
         self.reads = dict(child.reads)
-        self.input_fd = child.input_fd  # None once the user's stdin has closed
-        self.raw = RawMode(0) if child.input_fd is not None else None
+        self.keyboard = child.keyboard  # None once the user's terminal has closed
+        self.input_fd = child.input_fd
+        self.reading_keys = False  # only while qme's job owns the terminal
+        self.raw = RawMode(child.keyboard) if child.keyboard is not None else None
         if child.input_fd is not None:  # a paste larger than the pty buffer must not block us
             os.set_blocking(child.input_fd, False)
         self.pending_input = b""
+        # stderr's own pty, which `less` and `more` read keys from (they open ttyname(2))
+        self.err_pty = next((master for master, mirror in child.ptys if mirror == 2), None)
         self.broken: set[int] = set()  # destinations that can no longer be written
         self.status: tuple[int, object] | None = None
         self.signals: list[int] = []
@@ -50,17 +66,16 @@ class Pump:
     def run(self) -> Exit:
         try:
             self._install_signals()
-            if self.raw:
-                self.raw.enter()
             self._loop()
             if self.status is None:
                 self._wait(block=True)
         finally:
-            if self.raw:
-                self.raw.restore()
+            self._release_keyboard()
             self._restore_signals()
             for fd in list(self.reads):
                 self._close(fd)
+            if self.keyboard not in (None, 0):
+                os.close(self.keyboard)
         status, rusage = self.status
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
@@ -75,7 +90,7 @@ class Pump:
         except ValueError:  # not the main thread: poll for the child instead
             self._close_wakeup()
             return
-        handlers = {signal.SIGCHLD: self._noted, signal.SIGWINCH: self._noted}
+        handlers = {sig: self._noted for sig in (signal.SIGCHLD, signal.SIGWINCH, signal.SIGCONT)}
         for name in FORWARDED:
             sig = getattr(signal, name)
             if self.child.own_session or sig not in (signal.SIGINT, signal.SIGQUIT):
@@ -100,7 +115,7 @@ class Pump:
         self.wakeup = None
 
     def _noted(self, signum, frame) -> None:
-        """SIGCHLD and SIGWINCH are handled in the loop; the wake-up fd woke it."""
+        """SIGCHLD, SIGWINCH, SIGCONT are handled in the loop; the wake-up fd woke it."""
 
     def _forward(self, signum, frame) -> None:
         self.signals.append(signum)
@@ -113,9 +128,8 @@ class Pump:
             poller.register(fd, select.POLLIN)
         if self.wakeup:
             poller.register(self.wakeup[0], select.POLLIN)
-        if self.input_fd is not None:
-            poller.register(0, select.POLLIN)
         self.poller = poller
+        self._sync_keyboard()
         while True:
             if self.status is not None and not self.reads:
                 return
@@ -129,7 +143,8 @@ class Pump:
             for fd, event in events:
                 if self.wakeup and fd == self.wakeup[0]:
                     self._drain_wakeup()
-                elif fd == 0 and self.input_fd is not None:
+                    self._sync_keyboard()
+                elif fd == self.keyboard and self.reading_keys:
                     self._read_keys()
                 elif event & select.POLLOUT and fd == self.input_fd:
                     self._write_keys()
@@ -150,10 +165,9 @@ class Pump:
             self._close(fd)
             return
         dest, stream = self.reads[fd]
+        shown = self.record(stream, data) if stream else None
         if dest not in self.broken:
-            self._write_all(dest, data, source=fd)
-        if stream:
-            self.record(stream, data)
+            self._write_all(dest, data if shown is None else shown, source=fd)
 
     def _write_all(self, dest: int, data: bytes, source: int) -> None:
         view = memoryview(data)
@@ -170,17 +184,76 @@ class Pump:
                     self._close(source)
                 return
 
+    def _sync_keyboard(self) -> None:
+        """Read keys, with the terminal in raw mode, only while qme's job is in the
+        foreground: a background job touching the terminal would be stopped
+        (SIGTTIN, SIGTTOU), and `qme run make &` must run on like `make &`."""
+        if self.keyboard is None:
+            return
+        try:
+            foreground = os.tcgetpgrp(self.keyboard) == os.getpgrp()
+        except OSError:
+            foreground = False
+        if foreground and not self.reading_keys:
+            self.raw.enter()
+            self.poller.register(self.keyboard, select.POLLIN)
+            self.reading_keys = True
+        elif not foreground and self.reading_keys:
+            self.poller.unregister(self.keyboard)
+            self.reading_keys = False
+
+    def _release_keyboard(self) -> None:
+        if self.reading_keys:
+            self.raw.restore()
+            self.poller.unregister(self.keyboard)
+            self.reading_keys = False
+
     def _read_keys(self) -> None:
         try:
-            data = os.read(0, READ_SIZE)
+            data = os.read(self.keyboard, READ_SIZE)
         except OSError:
             data = b""
         if not data:
-            self.poller.unregister(0)
-            self.input_fd = None
+            self._release_keyboard()
+            self.keyboard = None
+            return
+        if self._reads_keys_from_stderr():
+            self._keys_to_stderr_pty(data)
             return
         self.pending_input += data
         self._write_keys()
+
+    def _reads_keys_from_stderr(self) -> bool:
+        """Does the command read the keyboard from stderr's terminal, as `less` and
+        `more` do (also as the pager of `git log` or `man`)? Then that pty is the
+        one in non-canonical mode while stdin's is not."""
+        if self.err_pty is None or self.pending_input:
+            return False
+        try:
+            main, err = (termios.tcgetattr(fd) for fd in (self.input_fd, self.err_pty))
+        except termios.error:
+            return False
+        return bool(main[3] & termios.ICANON) and not err[3] & termios.ICANON
+
+    def _keys_to_stderr_pty(self, data: bytes) -> None:
+        try:
+            os.write(self.err_pty, data)
+        except OSError:
+            pass
+        # On a real terminal that is also the controlling one, where the keys of
+        # Ctrl-C, Ctrl-Z and Ctrl-\ signal the foreground job; stderr's pty is not.
+        try:
+            modes = termios.tcgetattr(self.err_pty)
+            group = os.tcgetpgrp(self.input_fd)
+        except (termios.error, OSError):
+            return
+        if modes[3] & termios.ISIG:
+            for key, sig in _SIGNAL_KEYS:
+                if modes[6][key] not in (b"\0", 0) and modes[6][key] in data:
+                    try:
+                        os.killpg(group, sig)
+                    except OSError:
+                        pass
 
     def _write_keys(self) -> None:
         fd = self.input_fd
@@ -218,11 +291,9 @@ class Pump:
     def _handle_signals(self) -> None:
         while self.signals:
             sig = self.signals.pop(0)
-            if sig == signal.SIGTSTP:
-                self._signal_child(signal.SIGTSTP)
-                self._suspend()
-            else:
-                self._signal_child(sig)
+            # SIGTSTP too: qme suspends when the command stops (see _wait), not
+            # before; a command that ignores it (an interactive shell) goes on.
+            self._signal_child(sig)
 
     def _signal_child(self, sig: int) -> None:
         try:
@@ -242,21 +313,42 @@ class Pump:
             if pid == 0:
                 return
             if os.WIFSTOPPED(status):
-                self._suspend()
+                self._suspend(os.WSTOPSIG(status))
                 if not block:
                     return
                 continue
             self.status = (status, rusage)
             return
 
-    def _suspend(self) -> None:
+    def _suspend(self, stop_signal: int) -> None:
         """The command stopped (Ctrl-Z): stop qme too, so the shell's job control
         sees it; on `fg`, take the terminal back and wake the command."""
-        if self.raw:
-            self.raw.restore()
-        os.kill(os.getpid(), signal.SIGSTOP)
-        if self.raw:
-            self.raw.enter()
+        if not _job_control():
+            # Nothing could resume qme. Without qme the kernel would have ignored
+            # Ctrl-Z here, so resume the command (but not after an explicit SIGSTOP).
+            if stop_signal != signal.SIGSTOP:
+                self._signal_child(signal.SIGCONT)
+            return
+        self._release_keyboard()
+        # Never stop in the middle of a write: others would wait for our lock.
+        idle = self.store_busy and self.store_busy.acquire(timeout=STOP_WAIT_SECONDS)
+        try:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        finally:
+            if idle:
+                self.store_busy.release()
+        self._sync_keyboard()  # `fg` gives the terminal back; `bg` does not
         for master, mirror in self.child.ptys:
             copy_size(mirror, master)
         self._signal_child(signal.SIGCONT)
+
+
+def _job_control() -> bool:
+    """Can a shell stop and resume qme's job? Not when qme's process group is
+    orphaned, e.g. when qme leads its own session (`tmux new 'qme run …'`,
+    `ssh -t host qme run …`): stopping itself there would hang for good."""
+    try:
+        parent = os.getppid()
+        return os.getsid(parent) == os.getsid(0) and os.getpgid(parent) != os.getpgrp()
+    except OSError:
+        return False

@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import termios
+import time
 from collections import namedtuple
 
 from qme.recorder.terminal import copy_modes, copy_size, is_tty
@@ -21,11 +22,13 @@ _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20
 
 
-# pid; reads: {our fd: (fd to copy to, stream recorded or None)}; input_fd: the
-# pty master that receives the user's keystrokes (or None); ptys: [(master, the
-# user's terminal fd it mirrors)]; own_session: the command leads its own
-# session (it has a pty). A named tuple rather than a dataclass: see qme/record.py.
-Child = namedtuple("Child", "pid reads input_fd ptys own_session")
+# pid; reads: {our fd: (fd to copy to, stream recorded or None)}; keyboard: the
+# user's terminal, where keys are read (qme's stdin, or /dev/tty when stdin is not
+# a terminal but the output is: `cat f | qme run less`), or None; input_fd: the
+# pty master that receives those keys; ptys: [(master, the user's terminal fd it
+# mirrors)]; own_session: the command leads its own session (it has a pty).
+# A named tuple rather than a dataclass: see qme/record.py.
+Child = namedtuple("Child", "pid reads keyboard input_fd ptys own_session")
 
 
 def _pipe() -> tuple[int, int]:
@@ -44,8 +47,16 @@ def _pty(mirror: int) -> tuple[int, int]:
     return master, slave
 
 
-def spawn(argv: list[str], cwd: str | None = None) -> Child:
+def spawn(
+    argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None,
+    one_pty: bool = False,
+) -> Child:
+    """Start argv. one_pty puts stdin, stdout and stderr on a single pty where any
+    of them is a terminal, as `script` does: an interactive shell prints its
+    prompt on stderr and must not have it reordered against its output."""
     tty_in, tty_out, tty_err = (is_tty(fd) for fd in (0, 1, 2))
+    if one_pty and (tty_in or tty_out or tty_err):
+        tty_in = tty_out = tty_err = True
     reads: dict[int, tuple[int, str | None]] = {}
     ptys, close_in_parent = [], []
     main = err = None
@@ -53,7 +64,7 @@ def spawn(argv: list[str], cwd: str | None = None) -> Child:
         main = _pty(0 if tty_in else 1)
         ptys.append((main[0], 0 if tty_in else 1))
         close_in_parent.append(main[1])
-    if tty_err:
+    if tty_err and not one_pty:
         err = _pty(2)
         ptys.append((err[0], 2))
         close_in_parent.append(err[1])
@@ -68,7 +79,9 @@ def spawn(argv: list[str], cwd: str | None = None) -> Child:
         close_in_parent.append(stdout)
         if main:  # a pty for stdin only: what it echoes of the user's typing goes back
             reads[main[0]] = (2 if tty_err else 0, None)
-    if err:
+    if one_pty and main:
+        stderr = main[1]
+    elif err:
         stderr = err[1]
         reads[err[0]] = (2, "error")
     else:
@@ -79,25 +92,112 @@ def spawn(argv: list[str], cwd: str | None = None) -> Child:
     controlling = main[1] if main else (err[1] if err else None)
     pid = os.fork()
     if pid == 0:  # the child: only system calls from here on, then exec
-        _exec_child(argv, cwd, stdin, stdout, stderr, controlling)
+        _exec_child(argv, cwd, env, stdin, stdout, stderr, controlling)
     for fd in close_in_parent:
         os.close(fd)
+    keyboard = 0 if tty_in else (_open_terminal() if controlling is not None else None)
     return Child(
         pid=pid,
         reads=reads,
-        input_fd=main[0] if tty_in else None,
+        keyboard=keyboard,
+        input_fd=None if keyboard is None else (main or err)[0],
         ptys=ptys,
         own_session=controlling is not None,
     )
 
 
-def _exec_child(argv, cwd, stdin, stdout, stderr, controlling) -> None:
+def _open_terminal() -> int | None:
+    """qme's controlling terminal, for keys when stdin is not a terminal."""
+    try:
+        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+KEEPER_POLL_SECONDS = 0.5
+_KEEPER_IGNORES = (
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGPIPE,
+)
+
+
+def _start_keeper() -> None:
+    """Let Ctrl-Z stop the command as it would without qme.
+
+    A command on a pty leads its own session, so its process group is "orphaned"
+    (no member has a parent in another group of the same session), and Linux
+    discards the job-control stops (SIGTSTP, SIGTTIN, SIGTTOU) sent to such a
+    group: Ctrl-Z would do nothing. An idle keeper in the command's group, whose
+    parent (the anchor) leads another group of the session, makes it an ordinary
+    group. Both hold no fds and leave once the command has ended; they are
+    forked through a middle process so that neither is the command's child.
+    Runs in the forked child, before exec.
+    """
+    leader = os.getpid()
+    try:
+        middle = os.fork()
+    except OSError:  # no Ctrl-Z then, but the command runs
+        return
+    if middle:
+        os.waitpid(middle, 0)
+        return
+    try:
+        try:
+            open_fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+        except OSError:
+            open_fds = range(256)
+        for fd in open_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for sig in _KEEPER_IGNORES:
+            signal.signal(sig, signal.SIG_IGN)
+        if os.fork() == 0:  # the anchor
+            os.setpgid(0, 0)
+            _name_process(b"qme-anchor")
+            keeper = os.fork()
+            if keeper:
+                os.waitpid(keeper, 0)
+            else:
+                os.setpgid(0, leader)
+                _name_process(b"qme-keeper")
+                while os.getsid(leader) == leader:  # ProcessLookupError once it is reaped
+                    time.sleep(KEEPER_POLL_SECONDS)
+    except BaseException:  # noqa: BLE001 - never return into qme
+        pass
+    finally:
+        os._exit(0)
+
+
+def _name_process(name: bytes) -> None:
+    """What `ps` and `top` show for this process (not its arguments)."""
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY)
+        try:
+            os.write(fd, name)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _exec_child(argv, cwd, env, stdin, stdout, stderr, controlling) -> None:
     """Runs in the forked child: set up stdio, exec, and never return."""
     code, reason = 126, "cannot start the command"
     try:
         if controlling is not None:
             os.setsid()
             fcntl.ioctl(controlling, termios.TIOCSCTTY, 0)
+            _start_keeper()
         for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
             if fd != target:
                 os.dup2(fd, target)
@@ -112,7 +212,7 @@ def _exec_child(argv, cwd, stdin, stdout, stderr, controlling) -> None:
         pass
     else:
         try:
-            os.execvp(argv[0], argv)
+            os.execvpe(argv[0], argv, os.environ if env is None else env)
         except FileNotFoundError:
             code, reason = 127, f"{argv[0]}: command not found"
         except OSError as exc:  # permission denied, exec format error, …

@@ -42,7 +42,7 @@ def open_store(settings: Settings) -> Store:
     if kind == "sqlite":
         from qme.store.sqlite import SqliteStore
 
-        return SqliteStore(path)
+        return SqliteStore(path, busy_timeout=settings.busy_timeout)
     from qme.store.filesystem import FilesystemStore
 
     return FilesystemStore(path)

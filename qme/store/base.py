@@ -7,9 +7,12 @@ from collections import namedtuple
 
 from qme.task import Task
 
-# Which tasks to list: equality filters, a start-time range (Unix seconds), and
-# a limit (None: all). Named tuples rather than dataclasses: see qme/record.py.
-TaskQuery = namedtuple("TaskQuery", "executor status cwd since until limit", defaults=(None,) * 6)
+# Which tasks to list: equality filters, a start-time range (Unix seconds), a
+# limit (None: all) and how many to skip first (paging). Named tuples rather than
+# dataclasses: see qme/record.py.
+TaskQuery = namedtuple(
+    "TaskQuery", "executor status cwd since until limit session offset", defaults=(None,) * 8
+)
 
 # A search result: the task, the field that matched (command, message, output,
 # error) and the matching line, with \x02 … \x03 around the matched words.
@@ -47,10 +50,38 @@ class Store(ABC):
 
     @abstractmethod
     def search(
-        self, words: list[str], *, executor: str | None, limit: int, rank: bool
+        self,
+        words: list[str],
+        *,
+        executor: str | None,
+        limit: int,
+        rank: bool,
+        status: str | None = None,
+        offset: int = 0,
     ) -> list[SearchHit]:
         """Tasks in which every word starts a word of the command, message or streams,
-        case-insensitively; newest first, or most relevant first when rank is true."""
+        case-insensitively; newest first, or most relevant first when rank is true.
+        The first offset hits are skipped (paging)."""
+
+    def count(self, query: TaskQuery) -> int:
+        """How many tasks match query's filters, counting at most query.limit of them
+        (a cap keeps counting cheap on huge stores); query.offset is ignored."""
+        return len(self.list(query._replace(offset=None)))
+
+    @abstractmethod
+    def recent(self, since: float) -> list[Task]:
+        """Tasks without their streams that started at or after since, or are not
+        finished (running, pending): what a live view polls for."""
+
+    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
+        """The bytes of a task's 'output' or 'error' from offset on."""
+        return getattr(self.get(task_id), stream)[offset:]
+
+    def data_version(self) -> object:
+        """A cheap value that changes whenever another process changes the store, so a
+        live view need not query it in between (it still polls now and then: a store
+        may notice changes only at its clock's resolution); None when it cannot tell."""
+        return None
 
     @abstractmethod
     def delete(self, task_ids: list[str]) -> int:

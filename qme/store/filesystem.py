@@ -31,6 +31,9 @@ class FilesystemStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot create the filesystem store {self.root}: {exc}") from None
         self._open: dict[str, Task] = {}  # tasks this process is writing, streams loaded
+        # path -> (file identity, task without streams): listing again (a live view
+        # polls) re-reads only the files that changed since.
+        self._summaries: dict[Path, tuple[tuple[int, int, int], Task]] = {}
 
     # -- files --------------------------------------------------------------------------
 
@@ -67,6 +70,21 @@ class FilesystemStore(Store):
         for stream in STREAMS:
             record[stream] = record.get(stream, "").encode("utf-8", "surrogateescape")
         return Task(**{k: v for k, v in record.items() if k in _FIELDS})
+
+    def _listing(self) -> list[Task]:
+        """Every task without its streams."""
+        known, self._summaries = self._summaries, {}
+        for path in self._files():
+            try:
+                stat = path.stat()
+                identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+                cached = known.get(path)
+                task = cached[1] if cached and cached[0] == identity else self._read(path)
+            except (FileNotFoundError, NoSuchTask):
+                continue  # deleted while we were listing
+            task.output = task.error = None
+            self._summaries[path] = (identity, task)
+        return [task.copy() for _, task in self._summaries.values()]
 
     def _all(self) -> list[Task]:
         tasks = []
@@ -112,17 +130,31 @@ class FilesystemStore(Store):
         return ids[:limit]
 
     def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
-        tasks = [t for t in self._all() if _matches(t, query)]
+        tasks = [t for t in self._listing() if _matches(t, query)]
         tasks.sort(key=lambda t: t.started, reverse=newest_first)
-        for task in tasks:
-            task.output = task.error = None
-        return tasks[: query.limit] if query.limit is not None else tasks
+        start = query.offset or 0
+        return tasks[start : None if query.limit is None else start + query.limit]
 
-    def search(self, words, *, executor=None, limit=20, rank=False) -> list[SearchHit]:
+    def recent(self, since: float) -> list[Task]:
+        tasks = [t for t in self._listing() if t.started >= since or not t.finished]
+        return sorted(tasks, key=lambda t: t.started)
+
+    def data_version(self) -> object:
+        # Every write renames a file into <root>/<executor>/, which changes that
+        # folder's modification time; a new executor's folder changes the root's.
+        try:
+            folders = [self.root, *(p for p in self.root.iterdir() if p.is_dir())]
+            return tuple((p.name, p.stat().st_mtime_ns) for p in folders)
+        except OSError:
+            return None
+
+    def search(
+        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+    ) -> list[SearchHit]:
         patterns = [re.compile(r"(?<![^\W_])" + re.escape(w), re.IGNORECASE) for w in words]
         hits = []
         for task in sorted(self._all(), key=lambda t: t.started, reverse=True):
-            if executor and task.executor != executor:
+            if (executor and task.executor != executor) or (status and task.status != status):
                 continue
             texts = {
                 "command": task.command,
@@ -135,7 +167,7 @@ class FilesystemStore(Store):
             hits.append(_first_hit(task, texts, patterns))
         if rank:
             hits.sort(key=lambda h: -sum(len(p.findall(h.line)) for p in patterns))
-        return hits[:limit]
+        return hits[offset : offset + limit]
 
     def delete(self, task_ids: list[str]) -> int:
         deleted = 0
@@ -161,7 +193,7 @@ def _matches(task: Task, query: TaskQuery) -> bool:
     return (
         all(
             getattr(query, c) is None or getattr(query, c) == getattr(task, c)
-            for c in ("executor", "status", "cwd")
+            for c in ("executor", "status", "cwd", "session")
         )
         and (query.since is None or task.started >= query.since)
         and (query.until is None or task.started < query.until)

@@ -12,7 +12,7 @@ import sqlite3
 
 from qme.errors import NoSuchTask, StoreError
 from qme.store.base import SearchHit, Store, TaskQuery
-from qme.task import STREAMS, Task
+from qme.task import PENDING, RUNNING, STREAMS, Task
 from qme.text import searchable
 
 BUSY_TIMEOUT_SECONDS = 15
@@ -62,6 +62,10 @@ MIGRATIONS = [
         command, message, output, error, tokenize = 'unicode61 remove_diacritics 2'
     );
     """,
+    """
+    ALTER TABLE tasks ADD COLUMN session TEXT;
+    CREATE INDEX tasks_session_started ON tasks(session, started);
+    """,
 ]
 
 # Every field of Task but the streams (kept in chunks) and the queue it is attached to.
@@ -73,13 +77,13 @@ UUID_EXPR = "substr(id, instr(id, '-') + 1)"
 class SqliteStore(Store):
     name = "sqlite"
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, busy_timeout: float = BUSY_TIMEOUT_SECONDS):
         self.path = os.fspath(path)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self.db = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_SECONDS,
+                timeout=busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -216,19 +220,71 @@ class SqliteStore(Store):
 
     def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
         where, params = _conditions(query)
-        order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT {', '.join(COLUMNS)} FROM tasks {where}"
-        sql += f" ORDER BY started {order}, rowid {order}"
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
+        direction = "DESC" if newest_first else "ASC"
+        order = f"ORDER BY started {direction}, rowid {direction}"
+        columns = ", ".join(COLUMNS)
+        if not query.offset:
+            sql = f"SELECT {columns} FROM tasks {where} {order}"
+            if query.limit is not None:
+                sql += " LIMIT ?"
+                params.append(query.limit)
+            return [_from_row(r) for r in self.db.execute(sql, params)]
+        # Skip in the index alone: the rows skipped are never read from the table,
+        # so a deep page of a million tasks costs milliseconds, not a table scan.
+        pages = f"SELECT rowid FROM tasks {where} {order} LIMIT ? OFFSET ?"
+        params += [-1 if query.limit is None else query.limit, query.offset]
+        sql = f"SELECT {columns} FROM tasks WHERE rowid IN ({pages}) {order}"
         return [_from_row(r) for r in self.db.execute(sql, params)]
 
-    def search(self, words, *, executor=None, limit=20, rank=False) -> list[SearchHit]:
+    def count(self, query: TaskQuery) -> int:
+        where, params = _conditions(query)
+        matching = f"SELECT 1 FROM tasks {where}"
+        if query.limit is not None:
+            matching += " LIMIT ?"
+            params.append(query.limit)
+        return self.db.execute(f"SELECT count(*) FROM ({matching})", params).fetchone()[0]
+
+    def recent(self, since: float) -> list[Task]:
+        rows = self.db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM tasks WHERE started >= ? OR status IN (?, ?) "
+            "ORDER BY started, rowid",
+            (since, RUNNING, PENDING),
+        )
+        return [_from_row(r) for r in rows]
+
+    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
+        # Find the chunk holding offset from the chunks' lengths alone, then read
+        # only the data from there on: following a growing output stays cheap.
+        where = "WHERE task = ? AND stream = ?"
+        params = (self._rowid(task_id), STREAM_CODES[stream])
+        sizes = self.db.execute(
+            f"SELECT rowid, length(data) FROM chunks {where} ORDER BY rowid", params
+        )
+        first = None
+        for chunk, size in sizes:
+            if offset < size:
+                first = chunk
+                break
+            offset -= size
+        if first is None:
+            return b""
+        rows = self.db.execute(
+            f"SELECT data FROM chunks {where} AND rowid >= ? ORDER BY rowid", (*params, first)
+        )
+        return b"".join(r[0] for r in rows)[offset:]
+
+    def data_version(self) -> object:
+        # Changes whenever another connection commits (SQLite's own change counter).
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def search(
+        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+    ) -> list[SearchHit]:
         match = " ".join('"{}"*'.format(w.replace('"', '""')) for w in words)
         order = "search.rank" if rank else "search.rowid DESC"
-        extra = "AND tasks.executor = ?" if executor else ""
-        params = [match, *([executor] if executor else []), limit]
+        filters = {"executor": executor, "status": status}
+        extra = "".join(f" AND tasks.{name} = ?" for name, value in filters.items() if value)
+        params = [match, *(value for value in filters.values() if value), limit, offset]
         columns = ", ".join(f"tasks.{c}" for c in COLUMNS)
         rows = self.db.execute(
             f"SELECT {columns}, "
@@ -236,7 +292,7 @@ class SqliteStore(Store):
             f"snippet(search, 2, char(2), char(3), '', 48), "
             f"snippet(search, 3, char(2), char(3), '', 48) "
             f"FROM search JOIN tasks ON tasks.rowid = search.rowid "
-            f"WHERE search MATCH ? {extra} ORDER BY {order} LIMIT ?",
+            f"WHERE search MATCH ?{extra} ORDER BY {order} LIMIT ? OFFSET ?",
             params,
         )
         return [_hit(row) for row in rows]
@@ -277,7 +333,7 @@ def _line_with_mark(text: str) -> str:
 
 def _conditions(query: TaskQuery) -> tuple[str, list]:
     clauses, params = [], []
-    for column in ("executor", "status", "cwd"):
+    for column in ("executor", "status", "cwd", "session"):
         value = getattr(query, column)
         if value is not None:
             clauses.append(f"{column} = ?")

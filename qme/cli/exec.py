@@ -1,0 +1,156 @@
+"""qme exec: run an executor's action on a task, or list an executor's actions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qme.errors import QmeError
+
+HELP = """\
+Run ACTION of a task's executor on TASK (an id or unique prefix, or an executor
+name for its last task; the last task when left out), or list an EXECUTOR's
+actions. NAME=VALUE words are passed to the action.
+
+  qme exec slurm                  # the slurm executor's actions
+  qme exec status                 # the last task's job: state, exit code, node…
+  qme exec 5b8a output            # the job's output file
+  qme exec slurm follow           # the last Slurm job's output, as it is written
+  qme exec 5b8a output index=3    # one element of a job array
+  qme exec status --json
+"""
+
+
+class UsageError(QmeError):
+    exit_code = 2
+
+
+def add_parser(subparsers, name):
+    parser = subparsers.add_parser(
+        "exec",
+        help="run an executor's action on a task (qme exec EXECUTOR lists them)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="qme exec [--json] [TASK] ACTION [NAME=VALUE …]\n       qme exec EXECUTOR",
+    )
+    parser.add_argument("words", nargs="*", metavar="WORD", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def run(args) -> int:
+    from qme import executors
+    from qme.cli import make_queue
+    from qme.cli.render import print_json
+
+    positional = [w for w in args.words if not _is_option(w)]
+    options = dict(w.split("=", 1) for w in args.words if _is_option(w))
+    queue = make_queue(args)
+    known = executors.names(queue.settings.home)
+    if len(positional) == 1 and not options and positional[0] in known:
+        return _list_actions(positional[0], queue.settings.home, args.json)
+    if len(positional) not in (1, 2):
+        raise UsageError(
+            "say which action to run (qme exec [TASK] ACTION [NAME=VALUE …]) or which "
+            "executor's actions to list (qme exec EXECUTOR)"
+        )
+    *target, name = positional
+    task = _task(queue, target[0] if target else None, known)
+    executor = executors.executor_class(task.executor, queue.settings.home)
+    found = executor.actions.get(name)
+    if found is None:
+        raise _no_such_action(task, name, executor, known, queue.settings.home)
+    if found.streams and not args.json:
+        options["write"] = _write
+    result = queue.run_action(task, name, **options)
+    if args.json:
+        print_json(result)
+    elif not found.streams:
+        render(result)
+    return 0
+
+
+def _is_option(word: str) -> bool:
+    key, equals, _ = word.partition("=")
+    return bool(equals) and key.isidentifier()
+
+
+def _task(queue, target: str | None, known: list[str]):
+    if target in known:
+        last = queue.list(target, limit=1)
+        if not last:
+            raise QmeError(f"there are no {target} tasks yet")
+        return last[0]
+    return queue.get(target, streams=False)
+
+
+def _no_such_action(task, name: str, executor, known: list[str], home: str) -> QmeError:
+    from qme import executors
+
+    offered = ", ".join(sorted(executor.actions)) or "none"
+    others = [
+        other
+        for other in known
+        if other != task.executor and name in executors.executor_class(other, home).actions
+    ]
+    hint = f"; for the last {others[0]} task: qme exec {others[0]} {name}" if others else ""
+    return QmeError(
+        f"task {task.short_id} is a {task.executor} task, whose executor has no action "
+        f"'{name}' (its actions: {offered}){hint}"
+    )
+
+
+def _list_actions(name: str, home: str, as_json: bool) -> int:
+    from qme import executors
+    from qme.cli.render import print_json, table
+
+    actions = executors.executor_class(name, home).actions
+    if as_json:
+        print_json({"executor": name, "actions": {k: v.description for k, v in actions.items()}})
+    elif actions:
+        table(["ACTION", "WHAT IT DOES"], [[k, v.description] for k, v in actions.items()])
+    else:
+        print(f"the {name} executor has no actions")
+    return 0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def render(result) -> None:
+    """An action's result, readably: text as it is, a mapping as 'key: value'
+    lines (file contents under '==> name <==' headers), rows as a table."""
+    from qme.cli.render import table
+
+    if result is None:
+        return
+    if isinstance(result, str):
+        sys.stdout.write(result if result.endswith("\n") or not result else result + "\n")
+    elif (
+        isinstance(result, dict)
+        and result
+        and all(isinstance(v, str) and "\n" in v or v is None for v in result.values())
+    ):
+        for key, text in result.items():
+            print(f"==> {key} <==")
+            render(text if text is not None else "(not written yet)")
+    elif isinstance(result, dict):
+        scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+        width = max((len(str(k)) for k in scalars), default=0)
+        for key, value in scalars.items():
+            print(f"{str(key) + ':':<{width + 1}} {'' if value is None else value}")
+        for key, value in result.items():
+            if isinstance(value, (list, dict)):
+                print(f"{key}:")
+                render(value)
+    elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        headers = list(dict.fromkeys(k for row in result for k in row))
+        rows = [[str(row.get(h, "")) for h in headers] for row in result]
+        table([h.upper() for h in headers], rows)
+    elif isinstance(result, list):
+        for item in result:
+            print(item)
+    else:
+        print(result)

@@ -1,0 +1,52 @@
+"""qme init: print the shell integration for bash, zsh or fish."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """\
+Print the shell integration, to load from your shell's startup file:
+
+  bash (~/.bashrc):                  eval "$(qme init bash)"
+  zsh  (~/.zshrc):                   eval "$(qme init zsh)"
+  fish (~/.config/fish/config.fish): qme init fish | source
+
+Then `qme on` records every command you type, `qme off` pauses, `qme status`
+tells. With --auto, every new interactive shell starts recorded (inside a qme
+session); if qme cannot start, the shell starts as usual.
+"""
+
+# Start each new interactive terminal shell inside a session; when that session
+# ends, so does this shell (unless qme itself failed, then it carries on).
+AUTO = {
+    "bash": 'if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then '
+    'command qme session --shell "$BASH" && exit; fi\n',
+    "zsh": 'if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then '
+    'command qme session --shell "${commands[zsh]:-zsh}" && exit; fi\n',
+    "fish": "if status is-interactive; and not set -q QME_SESSION; and isatty stdin; "
+    "and isatty stdout\n    command qme session --shell (status fish-path); and exit\nend\n",
+}
+
+
+def add_parser(subparsers, name):
+    parser = subparsers.add_parser(
+        name, help="print the shell integration (bash, zsh, fish)", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("shell", choices=sorted(AUTO))
+    parser.add_argument(
+        "--auto", action="store_true", help="record every new interactive shell from the start"
+    )
+    return parser
+
+
+def run(args) -> int:
+    import sys
+
+    from qme.session.proxy import hook_path
+
+    with open(hook_path(args.shell), encoding="utf-8") as handle:
+        sys.stdout.write(handle.read())
+    if args.auto:
+        sys.stdout.write(AUTO[args.shell])
+    return 0

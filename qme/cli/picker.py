@@ -1,0 +1,154 @@
+"""Interactive pickers: choose one task, several tasks, or any one value on the terminal.
+
+Commands that need a task and were given none open a picker when stdin and stdout
+are terminals (see `interactive`); otherwise they act on the last task, as QueueMe
+did. questionary (and prompt_toolkit under it) is imported only when a picker is
+shown, so `qme run` and every non-interactive use stay free of it.
+
+Leaving a picker (Ctrl-C or Escape) raises `Cancelled`; commands turn it into exit
+status 130 with nothing changed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TypeVar
+
+    from qme.api import Queue
+    from qme.task import Task
+
+    T = TypeVar("T")
+
+RECENT = 200  # tasks offered, newest first
+CWD_COLUMN = 32  # the cwd column is padded to at most this width
+# How long a lone Escape waits to be sure it does not start a key's sequence (an arrow
+# key is ESC [ A): prompt_toolkit waits 0.5 s, which makes Escape feel sluggish; 0.1 s
+# is Vim's ttimeoutlen in defaults.vim.
+ESCAPE_DELAY = 0.1
+ONE_HELP = "(↑/↓ to move, type to filter, Enter to choose, Esc to cancel)"
+MANY_HELP = "(↑/↓ to move, Space to mark, type to filter, Enter to confirm, Esc to cancel)"
+
+
+class Cancelled(Exception):
+    """The user left a picker (Ctrl-C or Escape) without choosing."""
+
+
+def interactive() -> bool:
+    """Whether a picker can be shown: stdin and stdout are both terminals."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or missing (pythonw, daemons)
+        return False
+
+
+def pick_one(choices: Sequence[tuple[str, T]], prompt: str) -> T:
+    """The value of one of (title, value) choices; the first is preselected, and
+    typing filters the titles (case-insensitive substring)."""
+    import questionary
+
+    question = questionary.select(
+        prompt,
+        [questionary.Choice(title, value=i) for i, (title, _) in enumerate(choices)],
+        use_search_filter=True,
+        use_jk_keys=False,  # j and k are letters to filter by
+        instruction=ONE_HELP,
+    )
+    _refuse_enter_without_match(question)
+    return choices[_ask(question)][1]
+
+
+def pick_many(choices: Sequence[tuple[str, T]], prompt: str) -> list[T]:
+    """The values of the (title, value) choices the user marks (at least one), in
+    the choices' order."""
+    import questionary
+
+    question = questionary.checkbox(
+        prompt,
+        [questionary.Choice(title, value=i) for i, (title, _) in enumerate(choices)],
+        validate=lambda marked: bool(marked) or "Mark at least one with Space (Esc to cancel)",
+        use_search_filter=True,
+        use_jk_keys=False,
+        instruction=MANY_HELP,
+    )
+    return [choices[i][1] for i in sorted(_ask(question))]
+
+
+def pick_task(
+    queue: Queue, *, multiple: bool = False, prompt: str | None = None, limit: int = RECENT
+) -> Task | list[Task]:
+    """One of the queue's recent tasks (newest first, the newest preselected), or with
+    multiple=True a list of them. Raises Cancelled when the user leaves the picker."""
+    from qme.errors import QmeError
+
+    tasks = queue.list(limit=limit)
+    if not tasks:
+        raise QmeError("there are no tasks yet")
+    choices = list(zip(task_titles(tasks), tasks))
+    if multiple:
+        return pick_many(choices, prompt or "Which tasks?")
+    return pick_one(choices, prompt or "Which task?")
+
+
+def task_titles(tasks: Sequence[Task], now: float | None = None) -> list[str]:
+    """One line per task: short id, status, age, cwd (with ~) and command, in columns."""
+    from qme.cli.render import age, home_path, one_line
+
+    now = time.time() if now is None else now
+    rows = [
+        (task.short_id, task.status, age(task.started, now), home_path(task.cwd), task.command)
+        for task in tasks
+    ]
+    status_width = max(len(row[1]) for row in rows)
+    age_width = max(len(row[2]) for row in rows)
+    cwd_width = min(max(len(row[3]) for row in rows), CWD_COLUMN)
+    return [
+        f"{short}  {status:<{status_width}}  {ago:>{age_width}}  {cwd:<{cwd_width}}  "
+        f"{one_line(command)}"
+        for short, status, ago, cwd, command in rows
+    ]
+
+
+def _ask(question) -> Any:
+    """Run a questionary question; Ctrl-C or Escape raise Cancelled."""
+    application = question.application
+    application.ttimeoutlen = ESCAPE_DELAY
+
+    @application.key_bindings.add("escape", eager=True)  # questionary binds only Ctrl-C
+    def _cancel(event):
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    try:
+        return question.unsafe_ask()
+    except KeyboardInterrupt:
+        raise Cancelled from None
+
+
+def _refuse_enter_without_match(question) -> None:
+    """With a filter that matches nothing, questionary shows (and Enter picks) the
+    unfiltered list: a typo would choose the newest task. Enter then does nothing."""
+    from questionary.prompts.common import InquirerControl
+
+    control = next(
+        c for c in question.application.layout.find_all_controls() if isinstance(c, InquirerControl)
+    )
+    bindings = question.application.key_bindings
+
+    @bindings.add("enter", eager=True, filter=_no_match(control))
+    def _ignore(event):
+        pass
+
+
+def _no_match(control):
+    from prompt_toolkit.filters import Condition
+
+    @Condition
+    def no_match() -> bool:
+        needle = (control.search_filter or "").lower()
+        return bool(needle) and not any(needle in c.title.lower() for c in control.choices)
+
+    return no_match

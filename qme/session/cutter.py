@@ -1,0 +1,176 @@
+"""Cutting a shell session's output into one task per command.
+
+Fed everything the shell prints, it returns what the terminal should show (the
+same bytes without the marks) and keeps the store up to date through a
+StoreWriter. Whatever goes wrong while recording, it stops recording, says so
+once before the next prompt, and keeps passing bytes through.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+
+from qme import liveness
+from qme.api import current_user, hostname
+from qme.recorder.capture import StreamCapture
+from qme.session.filters import CommandFilter
+from qme.session.marks import MarkParser, Start
+from qme.store.writer import StoreWriter
+from qme.task import CANCELLED, COMPLETE, FAILED, Task, new_uuid4
+
+# zsh's PROMPT_SP (a highlighted % or #, spaces to the edge, "\r \r") is printed
+# after a command's output but before its precmd hooks: it is not output. It may
+# arrive in one read and the end mark in the next, so it is held back until then.
+_ZSH_PROMPT_SP = re.compile(rb"(?:\x1b\[[0-9;]*m)*[^\s\x1b]?(?:\x1b\[[0-9;]*m)* +\r \r\Z")
+_PROMPT_SP_WINDOW = 4096  # longer than any PROMPT_SP; bounds the search
+# fish fires fish_preexec before it turns off bracketed paste, sets the terminal's
+# title and resets colours (then a \r): not the command's output either.
+_FISH_PREAMBLE = re.compile(
+    rb"(?:\x1b\[\?2004l)?"  # bracketed paste off
+    rb"(?:\x1b\][012];[^\x07\x1b]*(?:\x07|\x1b\\)"  # the title
+    rb"(?:\x1b\[[0-9;]*m|\x1b\(B|\x0f)*\r?)?"  # colours reset, back to column 0
+)
+_PARTIAL_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;?]*|\][^\x07\x1b]*\x1b?|\()?")
+_PREAMBLE_MAX = 4096
+
+# Exit statuses a shell reports for a command killed by SIGHUP, SIGINT, SIGKILL
+# or SIGTERM: the user (or the system) interrupted it.
+CANCELLED_STATUSES = {129, 130, 137, 143}
+
+
+class CommandCutter:
+    def __init__(
+        self,
+        writer: StoreWriter,
+        *,
+        shell: str,
+        shell_pid: int,
+        session: str,
+        command_filter: CommandFilter,
+        max_output: int,
+        check_store: Callable[[], None] | None = None,
+    ):
+        """check_store() raises if the store can no longer be written (it is called
+        as each recorded command starts)."""
+        self.writer = writer
+        self.shell, self.shell_pid, self.session = shell, shell_pid, session
+        self.filter = command_filter
+        self.max_output = max_output
+        self.check_store = check_store
+        self.fish = os.path.basename(shell).lstrip("-") == "fish"
+        self.parser = MarkParser()
+        self.user, self.host, self.recorder = current_user(), hostname(), liveness.token()
+        self.task: Task | None = None
+        self.history_number: int | None = None
+        self.capture: StreamCapture | None = None
+        self.held = b""  # output of the running task not recorded yet (see _output)
+        self.in_preamble = False
+        self.recorded = 0
+        self.stopped: str | None = None  # why recording stopped, once it has
+        self.told = False
+
+    def feed(self, data: bytes) -> bytes:
+        shown = []
+        items = self.parser.feed(data)
+        for item in items:
+            if isinstance(item, bytes):
+                shown.append(item)
+                self._guard(self._output, item)
+            elif item.pid != self.shell_pid:
+                continue  # a shell started inside this one: part of its command's output
+            elif isinstance(item, Start):
+                self._guard(self._start, item)
+            else:
+                self._guard(self._end, item.status)
+                shown.append(self._notice())
+        return b"".join(shown)
+
+    def close(self, shell_status: int) -> str | None:
+        """The shell has exited: finish a command cut short, flush, return any error."""
+        self._guard(self._end, shell_status)
+        error = self.writer.close()
+        return self.stopped or error
+
+    # -- recording --------------------------------------------------------------------
+
+    def _guard(self, step, arg) -> None:
+        if self.stopped:
+            return
+        try:
+            step(arg)
+        except Exception as exc:  # noqa: BLE001 - never let recording break the shell
+            self.stopped = f"{type(exc).__name__}: {exc}"
+        if self.writer.error and not self.stopped:
+            self.stopped = self.writer.error
+
+    def _start(self, mark: Start) -> None:
+        if self.task is not None:  # a start with no end: the shell lost one; close it
+            self._end(None)
+        if mark.history_number is not None:
+            # bash: a number seen before means the line never reached the history
+            # (HISTCONTROL, HISTIGNORE), so the line shown is an older one.
+            seen, self.history_number = self.history_number, mark.history_number
+            if mark.history_number == seen:
+                return
+        if self.filter.reason_to_skip(mark.command):
+            return
+        if self.check_store is not None:
+            self.check_store()
+        self.task = Task(
+            id=f"shell-{new_uuid4()}",
+            executor="shell",
+            command=mark.command,
+            argv=[self.shell, "-c", mark.command],
+            cwd=mark.cwd,
+            user=self.user,
+            host=self.host,
+            started=time.time(),
+            session=self.session,
+            recorder=self.recorder,
+        )
+        self.capture = StreamCapture(self.max_output)
+        self.held, self.in_preamble = b"", self.fish
+        self.writer.add(self.task)
+
+    def _output(self, data: bytes) -> None:
+        if self.task is None:
+            return
+        data, self.held = self.held + data, b""
+        if self.in_preamble:
+            rest = data[_FISH_PREAMBLE.match(data).end() :]
+            if (not rest or _PARTIAL_ESCAPE.fullmatch(rest)) and len(data) < _PREAMBLE_MAX:
+                self.held = data  # the preamble may go on in the next read
+                return
+            self.in_preamble, data = False, rest
+        if data.endswith(b" \r \r"):
+            window = max(0, len(data) - _PROMPT_SP_WINDOW)
+            prompt_sp = _ZSH_PROMPT_SP.search(data, window)
+            if prompt_sp:  # recorded only if more output follows
+                data, self.held = data[: prompt_sp.start()], data[prompt_sp.start() :]
+        self.writer.append(self.task.id, "output", self.capture.feed(data))
+
+    def _end(self, status: int | None) -> None:
+        task, self.task = self.task, None
+        self.held = b""  # a PROMPT_SP, or a preamble with no output after it
+        if task is None:
+            return
+        self.writer.append(task.id, "output", self.capture.finish())
+        task.ended = time.time()
+        task.output_size = self.capture.total
+        task.returncode = status
+        if status is None or status in CANCELLED_STATUSES:
+            task.status = CANCELLED
+        else:
+            task.status = COMPLETE if status == 0 else FAILED
+        self.writer.update(task)
+        self.recorded += 1
+
+    def _notice(self) -> bytes:
+        """Say once, just before a prompt, that recording stopped."""
+        if not self.stopped or self.told:
+            return b""
+        self.told = True
+        return f"\r\nqme: warning: recording stopped: {self.stopped}\r\n".encode()

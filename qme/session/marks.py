@@ -1,0 +1,104 @@
+"""The marks the shell hooks print, and finding them in the shell's output.
+
+A mark is an OSC escape sequence that no terminal acts on:
+
+    ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; c ; <command> BEL  a command starts
+    ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; h ; <history> BEL  the same from bash, with
+                                                              the output of `history 1`
+    ESC ] 6973 ; qme ; E ; <pid> ; <exit status> BEL          a prompt is about to show
+
+pid is the shell's: the proxy takes marks only from the shell it started, so a
+shell started inside it (`bash` in a recorded zsh) is one task, like any other
+program. cwd and command are percent-encoded for '%', ESC and BEL; bash's history
+line is not (the hook prints it without starting a process).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+PREFIX = b"\x1b]6973;qme;"
+END = b"\x07"
+MAX_MARK = 1 << 20  # a "mark" longer than this is not one: pass it through as output
+_HISTORY_LINE = re.compile(r"\s*(\d+)\*?  (.*?)\n?\Z", re.S)
+
+
+def decode(field: bytes) -> str:
+    text = field.decode("utf-8", errors="replace")
+    return text.replace("%1B", "\x1b").replace("%07", "\x07").replace("%25", "%")
+
+
+# A command starts in cwd; history_number only from bash.
+Start = namedtuple("Start", "pid cwd command history_number")
+# The shell is about to show a prompt; status is the last command's exit status.
+End = namedtuple("End", "pid status")
+
+
+def parse_mark(body: bytes) -> Start | End | None:
+    kind, _, rest = body.partition(b";")
+    pid, _, rest = rest.partition(b";")
+    try:
+        pid = int(pid)
+        if kind == b"E":
+            return End(pid, int(rest))
+    except ValueError:
+        return None
+    if kind == b"S":
+        cwd, _, rest = rest.partition(b";")
+        form, _, command = rest.partition(b";")
+        if form == b"h":
+            # Printed through the pty, so its line ends came back as \r\n.
+            line = command.decode("utf-8", errors="replace").replace("\r\n", "\n")
+            match = _HISTORY_LINE.match(line)
+            if match:
+                return Start(pid, decode(cwd), match.group(2), int(match.group(1)))
+        elif form == b"c":
+            # Also printed through the pty: a multi-line command's \n came back as \r\n.
+            return Start(pid, decode(cwd), decode(command).replace("\r\n", "\n"), None)
+    return None
+
+
+class MarkParser:
+    """Splits a byte stream into output (bytes) and marks (Start/End), in order;
+    a mark cut in two by a read is held back until the rest arrives."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[bytes | Start | End]:
+        data, self.pending = self.pending + data, b""
+        items: list[bytes | Start | End] = []
+        while data:
+            at = data.find(PREFIX)
+            if at < 0:
+                keep = _partial_prefix(data)
+                self.pending, data = data[len(data) - keep :], data[: len(data) - keep]
+                if data:
+                    items.append(data)
+                break
+            if at:
+                items.append(data[:at])
+            end = data.find(END, at)
+            if end < 0:
+                if len(data) - at > MAX_MARK:
+                    items.append(data[at:])
+                else:
+                    self.pending = data[at:]
+                break
+            mark = parse_mark(data[at + len(PREFIX) : end])
+            if mark is not None:
+                items.append(mark)
+            data = data[end + 1 :]
+        return items
+
+
+def _partial_prefix(data: bytes) -> int:
+    """How many bytes at the end of data could begin a mark."""
+    tail = data[-(len(PREFIX) - 1) :]
+    start = tail.find(b"\x1b")
+    while start >= 0:
+        if PREFIX.startswith(tail[start:]):
+            return len(tail) - start
+        start = tail.find(b"\x1b", start + 1)
+    return 0

@@ -1,0 +1,130 @@
+"""`qme session`: the user's shell on a pty, with the hooks loaded, recorded.
+
+The hooks are loaded whatever the user's rc files say: bash gets an --rcfile
+that sources ~/.bashrc first, zsh a ZDOTDIR whose files source the user's, fish
+an init command (-C) run after its config. The include guard in each hook file
+makes a second load (from the user's own rc) do nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from collections.abc import Callable
+from importlib import resources
+
+from qme import console
+from qme.config import Settings
+from qme.errors import QmeError, StoreError
+from qme.recorder.pump import Pump
+from qme.recorder.spawn import spawn
+from qme.session.cutter import CommandCutter
+from qme.session.filters import CommandFilter
+from qme.store import describe, open_store
+from qme.store.writer import StoreWriter
+from qme.task import new_uuid4
+
+SHELLS = ("bash", "zsh", "fish")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def hook_path(kind: str) -> str:
+    return str(resources.files("qme") / "shell" / f"qme.{kind}")
+
+
+def shell_kind(shell: str) -> str:
+    kind = os.path.basename(shell).lstrip("-")
+    if kind not in SHELLS:
+        raise QmeError(f"qme records bash, zsh and fish sessions, not {kind} ({shell})")
+    return kind
+
+
+def launch(shell: str, kind: str, folder: str, env: dict[str, str]) -> list[str]:
+    """The shell's argv, with files in folder and env changed so the hooks load."""
+    hook = hook_path(kind)
+    if kind == "bash":
+        rcfile = os.path.join(folder, "bashrc")
+        with open(rcfile, "w") as handle:
+            handle.write(f'[ -f ~/.bashrc ] && . ~/.bashrc\n. {shlex.quote(hook)}\n')
+        return [shell, "--rcfile", rcfile, "-i"]
+    if kind == "zsh":
+        # zsh reads $ZDOTDIR/.zshenv and .zshrc: ours source the user's, and let a
+        # .zshenv that moves ZDOTDIR (to ~/.config/zsh, say) still be followed.
+        env["QME_USER_ZDOTDIR"] = env.get("ZDOTDIR", env.get("HOME", ""))
+        env["ZDOTDIR"] = folder
+        with open(os.path.join(folder, ".zshenv"), "w") as handle:
+            handle.write(
+                "__qme_dir=$ZDOTDIR; ZDOTDIR=$QME_USER_ZDOTDIR\n"
+                '[[ -f "$ZDOTDIR/.zshenv" ]] && source "$ZDOTDIR/.zshenv"\n'
+                "QME_USER_ZDOTDIR=$ZDOTDIR; ZDOTDIR=$__qme_dir; unset __qme_dir\n"
+            )
+        with open(os.path.join(folder, ".zshrc"), "w") as handle:
+            handle.write(
+                "ZDOTDIR=$QME_USER_ZDOTDIR; unset QME_USER_ZDOTDIR\n"
+                '[[ -f "$ZDOTDIR/.zshrc" ]] && source "$ZDOTDIR/.zshrc"\n'
+                f"source {shlex.quote(hook)}\n"
+            )
+        return [shell, "-i"]
+    fish_hook = "'" + hook.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [shell, "-i", "-C", f"source {fish_hook}"]
+
+
+def store_check(settings: Settings) -> Callable[[], None]:
+    """A check that the store's file (or folder) is still the one the session opened.
+
+    The writer keeps its connection open for the whole session: if the file is
+    replaced, overwritten or deleted (or QME_HOME with it), it would go on writing
+    where no one can read. The check raises StoreError instead, so that the session
+    stops recording and says so. A stat (and a 16-byte read) per command."""
+    kind, path = describe(settings)
+    opened: list[tuple[int, int]] = []
+
+    def check() -> None:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            if not opened:
+                return  # not created yet
+            raise StoreError(f"{path} was deleted") from None
+        except OSError as exc:
+            raise StoreError(f"{path}: {exc.strerror}") from None
+        identity = (stat.st_dev, stat.st_ino)
+        if not opened:
+            opened.append(identity)
+        elif identity != opened[0]:
+            raise StoreError(f"{path} was replaced")
+        if kind == "sqlite" and stat.st_size >= len(SQLITE_MAGIC):
+            with open(path, "rb") as handle:
+                if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                    raise StoreError(f"{path} is no longer a SQLite database")
+
+    return check
+
+
+def run_session(settings: Settings, shell: str | None = None) -> int:
+    """Run the user's shell until it exits, recording each command typed.
+
+    Returns 0 whatever the shell's own exit status (and after a recording error,
+    which the user has been told about), so that `qme session && exit` leaves
+    whenever the shell ran; qme's own errors before that raise QmeError."""
+    shell = shell or os.environ.get("SHELL") or "/bin/bash"
+    kind = shell_kind(shell)
+    session = new_uuid4()
+    env = {**os.environ, "QME_SESSION": session, "QME_SESSION_RECORD": "1"}
+    command_filter = CommandFilter(settings.ignore, settings.secrets_filter)
+    max_output = settings.max_output
+    check = store_check(settings)
+    with tempfile.TemporaryDirectory(prefix="qme-session-") as folder:
+        child = spawn(launch(shell, kind, folder, env), env=env, one_pty=True)
+        # Started after the fork: the child must not inherit a running thread.
+        writer = StoreWriter(lambda: open_store(settings))
+        cutter = CommandCutter(
+            writer, shell=shell, shell_pid=child.pid, session=session,
+            command_filter=command_filter, max_output=max_output, check_store=check,
+        )
+        outcome = Pump(child, lambda stream, data: cutter.feed(data), writer.busy).run()
+    error = cutter.close(outcome.returncode)
+    if error and not cutter.told:
+        console.warn(f"the last commands of this session were not recorded: {error}")
+    return 0

@@ -1,0 +1,212 @@
+"""Live updates: one poller tells every connected page what changed in the store.
+
+Pages connect over a websocket (see qme/web/live.py) and get JSON messages:
+
+    {"type": "tasks", "tasks": [TASK, …]}      new tasks and tasks whose record changed
+    {"type": "deleted", "ids": [ID, …]}
+    {"type": "output", "id": ID, "stream": "output"|"error", "offset": N, "data": BASE64}
+
+A page that shows one task says `{"follow": ID, "offsets": {"output": N, "error": M}}`
+(the bytes it already has) and is then sent what is appended after those offsets.
+
+The poller asks the store only when its data version changed (checked every
+TICK_SECONDS; a query on SQLite's change counter or on folder times) or when the
+period (QME_SOCKET_UPDATE_SECONDS) has passed, for stores that cannot tell.
+Written with the standard library's threads and queues: in the server they are
+greenlets (gevent's monkey patching), in tests plain threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import time
+
+from qme.api import Queue
+from qme.errors import NoSuchTask, QmeError
+from qme.task import STREAMS, Task
+
+log = logging.getLogger("qme.web")
+
+TICK_SECONDS = 0.1
+# Tasks written by another host whose clock is a little behind still count as new.
+SLACK_SECONDS = 10.0
+# Messages waiting for one page before it is dropped as too slow to keep up (its
+# page reconnects and catches up); a page with BACKLOG waiting gets no output
+# until it has read them, so that one slow browser never holds much memory.
+QUEUE_LIMIT = 256
+BACKLOG = 4
+CHUNK_BYTES = 256 * 1024
+
+
+def summary(task: Task) -> dict:
+    """A task as the API and the live messages show it: the record without streams."""
+    return {**task.to_dict(streams=False), "short_id": task.short_id}
+
+
+def _offset(value) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+class Subscriber:
+    """One connected page: messages waiting to be sent to it, and what it follows."""
+
+    def __init__(self, limit: int = QUEUE_LIMIT):
+        self.limit = limit
+        self.messages: queue.Queue[str | None] = queue.Queue(limit + 1)  # + the end mark
+        self.following: dict[str, dict[str, int]] = {}  # task id -> stream -> bytes sent
+        self.closed = False
+
+    @property
+    def backlogged(self) -> bool:
+        return self.messages.qsize() >= BACKLOG
+
+    def put(self, text: str) -> None:
+        if self.closed:
+            return
+        if self.messages.qsize() >= self.limit:
+            log.info("dropping a websocket client that does not keep up")
+            self.close()
+            return
+        self.messages.put_nowait(text)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.messages.put_nowait(None)
+
+    def __iter__(self):
+        while True:
+            text = self.messages.get()
+            if text is None:
+                return
+            yield text
+
+
+class Hub:
+    def __init__(self, queue: Queue, period: float = 1.0, tick: float = TICK_SECONDS):
+        self.queue = queue
+        self.period = period
+        self.tick = min(tick, period)
+        self.subscribers: set[Subscriber] = set()
+        self.lock = threading.Lock()
+        self._told: dict[str, dict] = {}  # id -> the summary last sent, for recent tasks
+        self._active: set[str] = set()  # running or pending at the last poll
+        self._polled_at: float | None = None
+        self._more = False  # some output was held back: poll again soon
+        self._stopping = threading.Event()
+
+    # -- the poller ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.poll()  # learn the current state; nobody is connected yet
+        threading.Thread(target=self._run, name="qme-hub", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self.lock:
+            for subscriber in self.subscribers:
+                subscriber.close()
+
+    def _run(self) -> None:
+        version, last = self.queue.data_version(), time.monotonic()
+        while not self._stopping.wait(self.tick):
+            try:
+                now_version = self.queue.data_version()
+                due = time.monotonic() - last >= self.period
+                if now_version != version or due or self._more:
+                    version, last = now_version, time.monotonic()
+                    self.poll()
+            except QmeError as exc:
+                log.warning("live update failed: %s", exc)
+            except Exception:  # noqa: BLE001 - keep the dashboard live; the log says why
+                log.exception("live update failed")
+
+    def poll(self) -> None:
+        """Tell subscribers about tasks that are new or changed since the last poll."""
+        with self.lock:
+            now = time.time()
+            since = (now if self._polled_at is None else self._polled_at) - SLACK_SECONDS
+            tasks = {t.id: t for t in self.queue.recent(since)}
+            deleted = []
+            for task_id in self._active - tasks.keys():  # ended (or lost) since
+                try:
+                    tasks[task_id] = self.queue.get(task_id, streams=False)
+                except NoSuchTask:
+                    deleted.append(task_id)
+            current = {task_id: summary(task) for task_id, task in tasks.items()}
+            changed = [s for task_id, s in current.items() if self._told.get(task_id) != s]
+            self._told = current
+            self._active = {i for i, t in tasks.items() if not t.finished}
+            self._polled_at = now
+            self._more = False
+            if changed:
+                self._broadcast({"type": "tasks", "tasks": changed})
+            if deleted:
+                self._broadcast({"type": "deleted", "ids": deleted})
+            for subscriber in self.subscribers:
+                for task_id in subscriber.following.keys() & tasks.keys():
+                    self._send_output(subscriber, task_id)
+
+    # -- pages --------------------------------------------------------------------------
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        with self.lock:
+            self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self.lock:
+            self.subscribers.discard(subscriber)
+        subscriber.close()
+
+    def follow(self, subscriber: Subscriber, task_id: str, offsets: dict) -> None:
+        """Send a task's record, then its output after offsets, now and as it grows."""
+        with self.lock:
+            try:
+                task = self.queue.get(task_id, streams=False)
+            except QmeError:
+                subscriber.put(_dumps({"type": "deleted", "ids": [task_id]}))
+                return
+            subscriber.following[task.id] = {s: _offset(offsets.get(s)) for s in STREAMS}
+            subscriber.put(_dumps({"type": "tasks", "tasks": [summary(task)]}))
+            self._send_output(subscriber, task.id)
+
+    def deleted(self, task_ids: list[str]) -> None:
+        """Tell every page at once about tasks the dashboard itself deleted."""
+        with self.lock:
+            for task_id in task_ids:
+                self._told.pop(task_id, None)
+                self._active.discard(task_id)
+            self._broadcast({"type": "deleted", "ids": task_ids})
+
+    def _broadcast(self, message: dict) -> None:
+        text = _dumps(message)  # once for every page
+        for subscriber in self.subscribers:
+            subscriber.put(text)
+
+    def _send_output(self, subscriber: Subscriber, task_id: str) -> None:
+        offsets = subscriber.following[task_id]
+        for stream in STREAMS:
+            if subscriber.backlogged:
+                self._more = True
+                return
+            try:
+                data = self.queue.read(task_id, stream, offsets[stream])
+            except NoSuchTask:
+                return
+            while data and not subscriber.backlogged:
+                piece, data = data[:CHUNK_BYTES], data[CHUNK_BYTES:]
+                message = {"type": "output", "id": task_id, "stream": stream}
+                message.update(offset=offsets[stream], data=base64.b64encode(piece).decode())
+                subscriber.put(_dumps(message))
+                offsets[stream] += len(piece)
+            self._more = self._more or bool(data)

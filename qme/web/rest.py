@@ -1,0 +1,168 @@
+"""The REST API (described by qme/web/openapi.json, served at /api/openapi.json).
+
+    GET    /api/tasks                      a page of tasks: limit, offset, executor, status, q
+    GET    /api/tasks/executor/NAME        the same, for one executor
+    GET    /api/tasks/ID                   one task (ID: full id or unique prefix)
+    GET    /api/tasks/ID/output|error      its raw bytes (text/plain), from ?offset=N
+    DELETE /api/tasks/ID                   delete it
+    POST   /api/tasks/ID/rerun|cancel      rerun it (in the background) / cancel it
+    POST   /api/tasks/ID/actions/NAME      run one of its executor's actions
+
+Errors are JSON, `{"error": "…"}`, with a status code (see qme/web/app.py).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from urllib.parse import urlencode
+
+from bottle import HTTPResponse, request
+
+from qme import executors
+from qme.api import Queue
+from qme.errors import QmeError, UnknownExecutor
+from qme.task import STATUSES
+from qme.text import words
+from qme.web import actions
+from qme.web.hub import Hub, summary
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# Counting stops this far past the page shown: a million tasks are counted as
+# "more than" rather than one by one on every page.
+COUNT_CAP = 10_000
+
+
+class BadRequest(QmeError):
+    """A parameter the API cannot use (HTTP 400)."""
+
+
+def json_response(data, status: int = 200) -> HTTPResponse:
+    body = json.dumps(data, default=str)
+    return HTTPResponse(body, status, {"Content-Type": "application/json"})
+
+
+def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
+    """One page of tasks, newest first, for the table and GET /api/tasks."""
+    limit = _number(params, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    offset = _number(params, "offset", 0, 0, None)
+    executor = executor or params.get("executor") or None
+    status = params.get("status") or None
+    text = (params.get("q") or "").strip()
+    known = executors.names(queue.settings.home)
+    if executor is not None and executor not in known:
+        raise UnknownExecutor(executor, known)
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"unknown status '{status}' (one of {', '.join(STATUSES)})")
+    total = None
+    if words(text):
+        hits = queue.search(text, executor=executor, status=status, limit=limit + 1, offset=offset)
+        tasks = [{**summary(h.task), "match": {"field": h.field, "line": h.line}} for h in hits]
+    else:
+        found = queue.list(executor, status=status, limit=limit + 1, offset=offset)
+        tasks = [summary(t) for t in found]
+        total = queue.count(executor, status=status, limit=offset + COUNT_CAP)
+    return {
+        "tasks": tasks[:limit],
+        "offset": offset,
+        "limit": limit,
+        "more": len(tasks) > limit,
+        "total": total,  # None for a search: counting every match costs too much
+        "total_exact": total is not None and total < offset + COUNT_CAP,
+        "filters": {"executor": executor, "status": status, "q": text or None},
+    }
+
+
+def page_links(path: str, page: dict) -> dict:
+    """URLs of the next and previous pages (None where there is none)."""
+    kept = {k: v for k, v in page["filters"].items() if v}
+    if page["limit"] != PAGE_SIZE:
+        kept["limit"] = page["limit"]
+
+    def link(offset: int) -> str:
+        query = urlencode({**kept, **({"offset": offset} if offset else {})})
+        return f"{path}?{query}" if query else path
+
+    offset, limit = page["offset"], page["limit"]
+    return {
+        "next": link(offset + limit) if page["more"] else None,
+        "previous": link(max(0, offset - limit)) if offset else None,
+    }
+
+
+def _number(params, name: str, default: int, low: int, high: int | None) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not '{raw}'") from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{name} must be between {low} and {high or 'any'}")
+    return value
+
+
+def install(app, queue: Queue, hub: Hub) -> None:
+    def listing(executor: str | None = None):
+        page = page_of_tasks(queue, request.query.decode(), executor)
+        return json_response({**page, **page_links(request.path, page)})
+
+    app.get("/api/tasks", callback=listing)
+    app.get("/api/tasks/executor/<executor>", callback=listing)
+
+    @app.get("/api/tasks/<task_id>")
+    def one_task(task_id):
+        streams = request.query.get("streams", "1") not in ("0", "false", "no")
+        task = queue.get(task_id, streams=streams)
+        record = {**task.to_dict(streams), "short_id": task.short_id}
+        return json_response({**record, "actions": actions.executor_actions(queue, task)})
+
+    @app.get("/api/tasks/<task_id>/<stream:re:output|error>")
+    def stream_bytes(task_id, stream):
+        offset = _number(request.query, "offset", 0, 0, None)
+        data = queue.read(task_id, stream, offset)
+        headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            # Raw bytes of a command: never rendered as a document, never run.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "X-Qme-Offset": str(offset),
+        }
+        return HTTPResponse(data, 200, headers)
+
+    @app.delete("/api/tasks/<task_id>")
+    def delete(task_id):
+        task = queue.get(task_id, streams=False)
+        message = actions.delete(queue, task)
+        hub.deleted([task.id])
+        return json_response({"message": message, "deleted": task.id})
+
+    @app.post("/api/tasks/<task_id>/rerun")
+    def rerun(task_id):
+        task = queue.get(task_id, streams=False)
+        new = actions.rerun(queue, task)
+        message = (
+            f"rerunning task {task.short_id} as {new.short_id}"
+            if new
+            else f"rerunning task {task.short_id}"
+        )
+        result = {"message": message, "rerun_of": task.id, "task": new and summary(new)}
+        return json_response(result, 202)
+
+    @app.post("/api/tasks/<task_id>/cancel")
+    def cancel(task_id):
+        task = queue.get(task_id, streams=False)
+        message, result = actions.cancel(queue, task)
+        return json_response({"message": message, "id": task.id, "result": result}, 202)
+
+    @app.post("/api/tasks/<task_id>/actions/<name>")
+    def executor_action(task_id, name):
+        task = queue.get(task_id, streams=False)
+        result = task.run_action(name)  # NoSuchAction (404) when the executor has none
+        return json_response({"id": task.id, "action": name, "result": result})
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        text = resources.files("qme.web").joinpath("openapi.json").read_text("utf-8")
+        return HTTPResponse(text, 200, {"Content-Type": "application/json"})

@@ -1,0 +1,201 @@
+// One task's page: metadata, output and error (growing live while it runs), find, actions.
+"use strict";
+
+(() => {
+  const { $, node } = qme;
+  const article = $("#task");
+  let task = JSON.parse(article.dataset.task);
+  const base = `/api/tasks/${encodeURIComponent(task.id)}`;
+  const streams = ["output", "error"];
+  const views = {};
+  const decoders = {};
+  const offsets = {}; // bytes of each stream shown so far
+  for (const stream of streams) {
+    const pre = $(`#${stream}`);
+    if (pre) views[stream] = new AnsiView(pre);
+    decoders[stream] = new TextDecoder("utf-8");
+    offsets[stream] = 0;
+  }
+
+  // -- metadata -----------------------------------------------------------------------
+
+  function facts(list, pairs) {
+    list.replaceChildren();
+    for (const [label, value, href] of pairs) {
+      if (value === null || value === undefined || value === "") continue;
+      const dd = node("dd");
+      if (value instanceof Node) dd.append(value);
+      else if (href) {
+        const a = node("a", null, value);
+        a.href = href;
+        dd.append(a);
+      } else dd.textContent = String(value);
+      list.append(node("dt", null, label), dd);
+    }
+  }
+
+  // Executor data as label/value pairs: {job: {state: "RUNNING"}} -> ["job state", "RUNNING"].
+  function flatten(data, prefix = "") {
+    return Object.entries(data).flatMap(([key, value]) => {
+      const label = prefix ? `${prefix} ${key}` : key;
+      if (value && typeof value === "object" && !Array.isArray(value) && !prefix) {
+        return flatten(value, label);
+      }
+      return [[label, typeof value === "object" ? JSON.stringify(value) : value]];
+    });
+  }
+
+  function renderTask() {
+    const cpu = task.cpu_user === null ? null
+      : `${(task.cpu_user + task.cpu_system).toFixed(2)}s (user ${task.cpu_user.toFixed(2)}s)`;
+    facts($("#meta"), [
+      ["Exit code", task.returncode],
+      ["Signal", task.signal],
+      ["Started", `${qme.time(task.started)} (${qme.ago(task.started)})`],
+      ["Ended", qme.time(task.ended)],
+      ["Duration", qme.duration(qme.elapsed(task)) + (qme.active(task) ? " so far" : "")],
+      ["Directory", task.cwd],
+      ["User", task.user],
+      ["Host", task.host],
+      ["PID", task.pid],
+      ["Executor", task.executor],
+      ["Peak memory", task.max_rss ? qme.bytes(task.max_rss) : null],
+      ["CPU time", cpu],
+      ["Terminal", task.term_cols ? `${task.term_cols}×${task.term_rows}` : null],
+      ["Rerun of", task.rerun_of, task.rerun_of && qme.taskUrl(task.rerun_of)],
+      ["Id", task.id],
+    ]);
+    const data = $("#data");
+    if (data) facts(data, flatten(task.data || {}));
+    const badge = $(".headline .status");
+    badge.replaceWith(qme.statusBadge(task.status));
+    article.dataset.status = task.status;
+    $('button[data-action="cancel"]').hidden = !qme.active(task);
+    $('button[data-action="delete"]').hidden = qme.active(task);
+    for (const stream of streams) {
+      const label = $(`[data-size="${stream}"]`);
+      if (label) label.textContent = offsets[stream] ? qme.bytes(offsets[stream]) : "";
+    }
+  }
+
+  // -- output -------------------------------------------------------------------------
+
+  function append(stream, bytes, at) {
+    if (at > offsets[stream]) return false; // a gap: fetch the rest instead
+    const fresh = bytes.subarray(offsets[stream] - at);
+    if (!fresh.length) return true;
+    offsets[stream] += fresh.length;
+    if (views[stream]) views[stream].append(decoders[stream].decode(fresh, { stream: true }));
+    refind();
+    return true;
+  }
+
+  async function fetchStream(stream) {
+    const response = await fetch(`${base}/${stream}?offset=${offsets[stream]}`,
+      { credentials: "same-origin" });
+    if (!response.ok) return;
+    const at = Number(response.headers.get("X-Qme-Offset") || 0);
+    append(stream, new Uint8Array(await response.arrayBuffer()), at);
+  }
+
+  function fromBase64(text) {
+    const raw = atob(text);
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i += 1) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  // -- find ---------------------------------------------------------------------------
+
+  const find = $("#find");
+  let current = -1;
+
+  function refind() {
+    if (!find || !find.value) return;
+    const count = Object.values(views).reduce((n, view) => n + view.highlight(find.value), 0);
+    $("#find-count").textContent = count === 1 ? "1 match" : `${count} matches`;
+  }
+
+  if (find) {
+    find.addEventListener("input", () => {
+      current = -1;
+      if (find.value) refind();
+      else {
+        Object.values(views).forEach((view) => view.highlight(""));
+        $("#find-count").textContent = "";
+      }
+    });
+    find.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const marks = Object.values(views).flatMap((view) => view.marks());
+      if (!marks.length) return;
+      marks.forEach((mark) => mark.classList.remove("current"));
+      current = (current + (event.shiftKey ? -1 : 1) + marks.length) % marks.length;
+      marks[current].classList.add("current");
+      marks[current].scrollIntoView({ block: "center" });
+    });
+  }
+
+  // -- actions ------------------------------------------------------------------------
+
+  article.addEventListener("click", async (event) => {
+    const target = event.target.closest("button[data-action], button[data-executor-action]");
+    if (!target) return;
+    target.disabled = true;
+    try {
+      if (target.dataset.action) {
+        const done = await qme.act(target.dataset.action, task);
+        if (done && done.deleted) location.assign("/");
+      } else {
+        const name = target.dataset.executorAction;
+        const done = await qme.call("POST", `${base}/actions/${encodeURIComponent(name)}`);
+        if (done) showResult(name, done.result);
+      }
+    } finally {
+      target.disabled = false;
+    }
+  });
+
+  function showResult(name, result) {
+    const box = $("#action-result");
+    box.hidden = false;
+    box.querySelector("h2").textContent = name;
+    const text = Array.isArray(result) && result.every((r) => typeof r === "string")
+      ? result.join("") : typeof result === "string" ? result : JSON.stringify(result, null, 2);
+    box.querySelector("pre").textContent = text;
+  }
+
+  // -- live -----------------------------------------------------------------------------
+
+  function deleted() {
+    article.classList.add("gone");
+    qme.notify(`task ${task.short_id} was deleted`, "error");
+    article.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  }
+
+  setInterval(() => {
+    if (qme.active(task)) renderTask();
+  }, 1000);
+
+  renderTask();
+  Promise.all(streams.map(fetchStream)).then(() => {
+    renderTask();
+    qme.connect((message) => {
+      if (message.type === "tasks") {
+        const mine = message.tasks.find((t) => t.id === task.id);
+        if (mine) {
+          task = { ...task, ...mine };
+          renderTask();
+        }
+      } else if (message.type === "output" && message.id === task.id) {
+        if (!append(message.stream, fromBase64(message.data), message.offset)) {
+          fetchStream(message.stream);
+        }
+        renderTask();
+      } else if (message.type === "deleted" && message.ids.includes(task.id)) {
+        deleted();
+      }
+    }, (ws) => ws.send(JSON.stringify({ follow: task.id, offsets })));
+  });
+})();

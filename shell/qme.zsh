@@ -1,0 +1,1 @@
+../qme/shell/qme.zsh

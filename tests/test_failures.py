@@ -1,0 +1,328 @@
+"""When the store fails, `qme run` still runs the command to the end with its own exit
+code, and says so in one warning line on stderr (no traceback). A recorder that dies
+leaves its task `lost`.
+
+Real failures only: a read-only home, a file where the home should be, a database
+that is not SQLite, a database locked by another process, a full disk (a small
+tmpfs), a broken config.ini, a SIGKILLed recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QME = [sys.executable, "-m", "qme"]
+ON_CI = os.environ.get("CI") == "true"
+IS_ROOT = os.geteuid() == 0
+WARNING = "qme: warning: this command was not recorded: "
+# The command every test runs: some output on both streams and an exit code of its own.
+COMMAND = ["sh", "-c", "echo ran; echo oops >&2; exit 4"]
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, tmp_path):
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
+    monkeypatch.chdir(tmp_path)
+
+
+def run_qme(*args: str, env: dict | None = None, prefix=(), python=None, timeout=60):
+    argv = [*prefix, python or sys.executable, "-m", "qme", *args]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_ran_and_warned_once(result, *reasons: str) -> str:
+    """The command ran (its output, its exit code), and qme added exactly one
+    warning line on stderr; returns that line."""
+    stderr = result.stderr.decode(errors="replace")
+    assert "Traceback" not in stderr, stderr
+    assert result.returncode == 4, stderr
+    assert result.stdout == b"ran\n"
+    lines = stderr.splitlines()
+    warnings = [line for line in lines if line.startswith("qme:")]
+    assert len(warnings) == 1, stderr
+    assert warnings[0].startswith(WARNING), stderr
+    assert sorted(lines) == sorted(["oops", warnings[0]]), stderr
+    for reason in reasons:
+        assert reason in warnings[0], warnings[0]
+    return warnings[0]
+
+
+def require_root(what: str) -> None:
+    if not IS_ROOT:
+        if ON_CI:
+            pytest.fail(f"CI runs as root; {what} needs root")
+        pytest.skip(f"{what} needs root")
+
+
+# -- where the store cannot be -----------------------------------------------------------
+
+
+def test_home_is_a_regular_file(tmp_path):
+    home = tmp_path / "not-a-directory"
+    home.write_text("just a file\n")
+    result = run_qme("run", *COMMAND, env={"QME_HOME": str(home)})
+    assert_ran_and_warned_once(result)
+    assert home.read_text() == "just a file\n"
+
+
+def test_database_path_is_a_directory(qme_home):
+    (qme_home / "qme.db").mkdir(parents=True)
+    result = run_qme("run", *COMMAND)
+    assert_ran_and_warned_once(result)
+
+
+def _unprivileged(tmp_path: Path):
+    """(argv prefix, python, PYTHONPATH) to run qme as nobody, or ([], None, None)
+    when the tests already run unprivileged."""
+    if not IS_ROOT:
+        return [], None, None
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run qme as an unprivileged user")
+    prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    # A copy of the package that nobody can read, wherever the checkout is.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "qme", source / "qme", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (tmp_path, source):
+        path.chmod(0o755)
+    for python in (sys.executable, "/usr/bin/python3"):
+        probe = subprocess.run(
+            [*prefix, python, "-c", "import sqlite3"], capture_output=True, cwd="/"
+        )
+        if probe.returncode == 0:
+            return prefix, python, str(source)
+    pytest.fail("no Python that the unprivileged user 'nobody' can run")
+
+
+@pytest.mark.parametrize("existing_store", [False, True], ids=["fresh", "existing-store"])
+def test_home_is_read_only(existing_store):
+    # Outside pytest's tmp_path, whose parents only root may enter.
+    base = Path(tempfile.mkdtemp(prefix="qme-ro-"))
+    try:
+        prefix, python, source = _unprivileged(base)
+        home = base / "home"
+        home.mkdir()
+        env = {"QME_HOME": str(home)}
+        if source:
+            env["PYTHONPATH"] = source
+        if existing_store:
+            first = run_qme("run", "true", env=env)
+            assert first.returncode == 0 and first.stderr == b""
+        if IS_ROOT:
+            for path in home.rglob("*"):
+                os.chown(path, 65534, 65534)
+            os.chown(home, 65534, 65534)
+        before = sorted(p.name for p in home.iterdir())
+        home.chmod(0o500)
+        result = subprocess.run(
+            [*prefix, python or sys.executable, "-m", "qme", "run", *COMMAND],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            cwd="/",
+            env={**os.environ, **env},
+        )
+        assert_ran_and_warned_once(result)
+        assert sorted(p.name for p in home.iterdir()) == before
+    finally:
+        (base / "home").chmod(0o700) if (base / "home").exists() else None
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- a store that is there but unusable ---------------------------------------------------
+
+
+def test_database_is_not_sqlite(qme_home):
+    qme_home.mkdir()
+    garbage = b"this is not a database\n" * 100 + bytes(range(256))
+    (qme_home / "qme.db").write_bytes(garbage)
+    result = run_qme("run", *COMMAND)
+    assert_ran_and_warned_once(result, "not a database")
+    assert (qme_home / "qme.db").read_bytes() == garbage  # left as it was
+
+
+def test_database_from_a_newer_qme(qme_home):
+    qme_home.mkdir()
+    db = sqlite3.connect(qme_home / "qme.db")
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    result = run_qme("run", *COMMAND)
+    assert_ran_and_warned_once(result, "newer")
+
+
+@pytest.mark.slow
+def test_database_locked_longer_than_the_busy_timeout(qme_home):
+    # A store that works, then another process holds it for longer than qme waits.
+    assert run_qme("run", "true").returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            str(qme_home / "qme.db"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        begin = time.monotonic()
+        proc = subprocess.Popen(
+            [*QME, "run", *COMMAND],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "QME_BUSY_TIMEOUT": "2"},
+        )
+        first = proc.stdout.readline()
+        shown_after = time.monotonic() - begin
+        try:  # qme waits for the busy timeout (2 s here), then must end
+            out, err = proc.communicate(timeout=40)
+        finally:
+            proc.kill()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    # The command's output is not held back by the store …
+    assert first == b"ran\n"
+    assert shown_after < 5, f"the command's output took {shown_after:.1f}s to show"
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
+    assert_ran_and_warned_once(result, "locked")
+
+
+# -- a full disk --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs, unmounted afterwards."""
+    require_root("mounting a small tmpfs")
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full(tiny_disk):
+    home = tiny_disk / "qme-home"
+    env = {"QME_HOME": str(home)}
+    # First a store that fits, as it would be before the disk filled up.
+    assert run_qme("run", "true", env=env).returncode == 0
+    code = (
+        "import sys; sys.stdout.write('ran\\n'); sys.stdout.flush(); "
+        "sys.stdout.buffer.write(bytes(range(256)) * 8192); sys.stdout.flush(); "
+        "print('oops', file=sys.stderr); sys.exit(4)"
+    )
+    result = run_qme("run", sys.executable, "-c", code, env=env, timeout=30)
+    big = bytes(range(256)) * 8192  # 2 MiB: more than the disk holds
+    assert result.stdout == b"ran\n" + big  # every byte passed through
+    result.stdout = b"ran\n"
+    assert_ran_and_warned_once(result, "full")
+    # The store is still readable afterwards.
+    listing = run_qme("ls", "--json", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert json.loads(listing.stdout)[-1]["command"] == "true"
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_corrupt_config_warns_on_run_and_fails_elsewhere(qme_home):
+    qme_home.mkdir()
+    (qme_home / "config.ini").write_text("[DEFAULT\ngarbage = = =\n")
+    result = run_qme("run", *COMMAND)
+    assert_ran_and_warned_once(result, "config.ini")
+    listing = run_qme("ls")
+    assert listing.returncode == 1
+    assert listing.stdout == b""
+    lines = listing.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qme: error:"), lines
+    assert "config.ini" in lines[0]
+
+
+def test_bad_max_output_setting_still_runs(qme_home):
+    result = run_qme("run", *COMMAND, env={"QME_MAX_OUTPUT": "lots"})
+    assert result.returncode == 4 and result.stdout == b"ran\n"
+    assert b"Traceback" not in result.stderr
+
+
+# -- a recorder that dies ------------------------------------------------------------------
+
+
+def test_killed_recorder_leaves_the_task_lost(qme_home):
+    from qme import Queue
+
+    proc = subprocess.Popen(
+        [*QME, "run", "sleep", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    sleeper = None
+    try:
+        queue = Queue(config_dir=qme_home)
+        deadline = time.monotonic() + 15
+        task = None
+        while time.monotonic() < deadline:
+            try:
+                task = queue.get()
+                break
+            except Exception:  # noqa: BLE001 - not there yet
+                time.sleep(0.05)
+        assert task is not None, "the task never appeared"
+        queue.close()
+        assert task.status == "running"
+        sleeper = task.pid
+        assert Path(f"/proc/{sleeper}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        proc.kill()  # SIGKILL the recorder, not the command
+        proc.wait(timeout=10)
+        assert Path(f"/proc/{sleeper}").exists()  # the command lives on, orphaned
+
+        listing = run_qme("ls")
+        assert listing.returncode == 0
+        row = [line for line in listing.stdout.decode().splitlines() if "sleep 30" in line]
+        assert len(row) == 1 and " lost " in f" {row[0]} ", listing.stdout
+        shown = run_qme("get")
+        assert json.loads(shown.stdout)["status"] == "lost"
+        queue = Queue(config_dir=qme_home)
+        assert queue.get(task.id).status == "lost"
+        queue.close()
+    finally:
+        proc.kill()
+        if sleeper is not None:
+            try:
+                cmdline = Path(f"/proc/{sleeper}/cmdline").read_bytes()
+                if cmdline.startswith(b"sleep\0"):
+                    os.kill(sleeper, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
