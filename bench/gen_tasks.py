@@ -26,7 +26,7 @@ import peers  # noqa: E402
 from qme.store.sqlite import COLUMNS, SqliteStore  # noqa: E402
 
 SEED = 2024
-VERSION = 2  # bump when the generated data changes
+VERSION = 3  # bump when the generated data changes
 BATCH = 50_000
 YEAR = 365 * 24 * 3600
 COMMON_WORD = "elapsed"  # the last line of every task's output: "elapsed 1.23s"
@@ -187,12 +187,17 @@ def make_tasks(n: int, rng: random.Random):
         message = " ".join(choices(words, k=4)) if random_() < 0.02 else None
         uuid = "%032x" % (rng.getrandbits(128) & ~(0xF << 76) | (4 << 76))
         task_id = f"shell-{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}"
-        row = (
-            task_id, "shell", command, argv, choices(CWDS)[0], "bench", choices(HOSTS)[0],
-            started, status, 10_000 + i % 90_000, started + duration, returncode,
-            2 if status == "cancelled" else None, message, rng.randint(2, 500) << 20,
-            duration * 0.7, duration * 0.1, 120, 40, len(output), len(error), None, "{}", None,
-        )
+        values = {
+            "id": task_id, "executor": "shell", "command": command, "argv": argv,
+            "cwd": choices(CWDS)[0], "user": "bench", "host": choices(HOSTS)[0],
+            "started": started, "status": status, "pid": 10_000 + i % 90_000,
+            "ended": started + duration, "returncode": returncode,
+            "signal": 2 if status == "cancelled" else None, "message": message,
+            "max_rss": rng.randint(2, 500) << 20, "cpu_user": duration * 0.7,
+            "cpu_system": duration * 0.1, "term_cols": 120, "term_rows": 40,
+            "output_size": len(output), "error_size": len(error), "data": "{}",
+        }
+        row = tuple(values.get(column) for column in FILLED)
         yield row, output, error, message
 
 

@@ -127,25 +127,11 @@ class Queue:
             limit = self.settings.max_output
         except ConfigError:  # reported by the store, which reads the same file
             limit = parse_size(OPTIONS["max_output"].default)
-        hook = None if chosen.reads_output else chosen.finish
-        error = record(task, lambda: open_store(self.settings), limit, hook, chdir=cwd)
+        error = record(task, lambda: open_store(self.settings), limit, chosen, chdir=cwd)
         if error:
             console.warn(f"this command was not recorded: {error}")
-        elif chosen.reads_output:
-            self._finish_with_output(task, chosen)
         task.queue = self
         return task
-
-    def _finish_with_output(self, task: Task, executor) -> None:
-        """executor.finish() for an executor that reads what the command printed
-        (sbatch's job id): the recorded streams are read back, then saved again."""
-        try:
-            stored = self.store.get(task.id)
-            task.output, task.error = stored.output, stored.error
-            executor.finish(task)
-            self.store.update(task)
-        except QmeError as exc:
-            console.warn(f"the {executor.name} executor could not complete this record: {exc}")
 
     def rerun(
         self, task_id: str | None = None, *, message: str | None = None, here: bool = False
@@ -248,8 +234,9 @@ class Queue:
         offset: int = 0,
         rank: bool = False,
     ) -> list[SearchHit]:
-        """Tasks whose command, message, output or error have words starting with
-        every term (case-insensitive), newest first or by relevance."""
+        """Tasks whose command, message, output or error contain every term as a
+        word (a term ending in '*': as the start of a word), case-insensitively,
+        newest first or by relevance."""
         wanted = [w for term in terms for w in words(term)]
         if not wanted:
             raise QmeError("nothing to search for: give at least one word")

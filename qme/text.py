@@ -28,5 +28,16 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def words(term: str) -> list[str]:
-    """The tokens a full-text index sees in a search term ('-la' -> ['la'])."""
-    return _WORD.findall(term.lower())
+    """The tokens a full-text index sees in a search term ('-la' -> ['la']); a
+    term ending in '*' makes its last token a prefix ('deploy*' -> ['deploy*'])."""
+    found = _WORD.findall(term.lower())
+    if found and term.endswith("*"):
+        found[-1] += "*"
+    return found
+
+
+def word_pattern(word: str) -> re.Pattern:
+    """A regular expression for one token from words(): a whole word, or a word's
+    start when it ends in '*'; case-insensitive."""
+    end = "" if word.endswith("*") else r"(?![^\W_])"
+    return re.compile(r"(?<![^\W_])" + re.escape(word.rstrip("*")) + end, re.IGNORECASE)

@@ -25,7 +25,14 @@ STARTED="$DIR/started" # one line per daemon this script started: name pidfile
 say() { echo "slurm.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-answers() { timeout 5 sinfo -h -o %T >/dev/null 2>&1; }
+answers() {
+    command -v sinfo >/dev/null 2>&1 && [ -e "$CONF" ] || return 1
+    # Our own cluster with its controller's port closed: no need to let sinfo retry.
+    if grep -qF "$MARK" "$CONF" && ! (exec 3<>/dev/tcp/127.0.0.1/6817) 2>/dev/null; then
+        return 1
+    fi
+    timeout 10 sinfo -h -o %T >/dev/null 2>&1
+}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -160,22 +167,33 @@ start() {
     say "Slurm is up ($HOST, $(nproc) CPUs, accounting: $ACCOUNTING)"
 }
 
+stop_daemons() { # stop_daemons NAME... : those of them this script started
+    local pids=() name pidfile pid
+    while read -r name pidfile; do
+        [[ " $* " == *" $name "* ]] || continue
+        pid=$(cat "$pidfile" 2>/dev/null) || continue
+        if [ "$name" = mariadb ]; then
+            mariadb-admin shutdown >/dev/null 2>&1 &
+        else
+            kill "$pid" 2>/dev/null || continue
+        fi
+        pids+=("$pid")
+    done <"$STARTED"
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    wait
+}
+
 stop() {
     if [ ! -s "$STARTED" ]; then
         say "nothing to stop (this script did not start Slurm)"
         return 0
     fi
-    # Slurm first, then what it depends on: the reverse of the start order.
-    tac "$STARTED" | while read -r name pidfile; do
-        local pid
-        pid=$(cat "$pidfile" 2>/dev/null) || continue
-        if [ "$name" = mariadb ]; then
-            mariadb-admin shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
-        else
-            kill "$pid" 2>/dev/null || true
-        fi
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    done
+    # Slurm's daemons together (each takes a second or two to save its state), then
+    # what they depend on.
+    stop_daemons slurmd slurmctld slurmdbd
+    stop_daemons mariadb munged
     rm -f "$STARTED"
     say "Slurm stopped"
 }

@@ -27,5 +27,14 @@ unset PYTHONDONTWRITEBYTECODE
 .venv/bin/python -m pip install -q -e '.[test]'
 
 .venv/bin/ruff check qme tests bench
+# A real single-node Slurm for tests/test_slurm.py, unless one answers already
+# (scripts/slurm.sh start does nothing then, and stop leaves it alone). It is
+# stopped however pytest ends; without root it cannot start, and those tests skip
+# (or fail, under CI=true).
+trap 'bash scripts/slurm.sh stop || true' EXIT
+bash scripts/slurm.sh start || echo "test.sh: warning: could not start Slurm" >&2
+
 # pytest exits 5 when it collects no test: that fails this script too.
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+exit "$status"

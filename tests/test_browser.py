@@ -261,10 +261,32 @@ def test_the_api_link_and_a_missing_task(page, dashboard):
     assert "no task matches" in page.inner_text("body")
 
 
-@pytest.mark.parametrize("width", [800])
-def test_narrow_window_stacks_the_columns(page, queue, dashboard, width):
+def test_narrow_window_stacks_the_columns(page, queue, dashboard):
     task = record(queue, "ls", output=b"a\nb\n")
-    page.set_viewport_size({"width": width, "height": 900})
+    page.set_viewport_size({"width": 800, "height": 900})
     page.goto(f"{dashboard.base}/tasks/{task.id}")
     output, error = (page.locator(f"#{s}").bounding_box() for s in ("output", "error"))
     assert error["y"] > output["y"]  # one above the other
+
+
+def test_slurm_page_shows_the_job_and_runs_its_actions(page, queue, dashboard, tmp_path):
+    output_file = tmp_path / "slurm-4242.out"
+    output_file.write_text("hello from the job\n")
+    job = {"state": "COMPLETED", "partition": "debug", "exitcode": "0:0"}
+    task = record(
+        queue,
+        "sbatch job.sh",
+        executor="slurm",
+        output=b"Submitted batch job 4242\n",
+        data={"jobid": "4242", "job": job, "outputfile": str(output_file)},
+        returncode=0,
+    )
+    page.goto(f"{dashboard.base}/tasks/{task.id}")
+    expect(page.locator(".job h2")).to_have_text("Slurm job 4242")
+    expect(page.locator("#data")).to_contain_text("job state")
+    expect(page.locator("#data")).to_contain_text("COMPLETED")
+    expect(page.locator("#output")).to_have_text("Submitted batch job 4242")
+    assert page.locator('button[data-action="cancel"]').is_hidden()  # it has ended
+    page.click('button[data-executor-action="output"]')
+    expect(page.locator("#action-result pre")).to_have_text("hello from the job\n")
+    expect(page.locator("#action-result h2")).to_have_text("output")

@@ -8,23 +8,9 @@ import sys
 
 import pexpect
 import pytest
+from helpers import ok, one_error_line
 
 from qme.cli.parser import COMMANDS
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
-def one_error_line(result, code=1) -> str:
-    """A failure is one `qme: error:` line on stderr, never a traceback."""
-    stderr = result.stderr.decode()
-    assert result.returncode == code, stderr
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("qme: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 @pytest.fixture

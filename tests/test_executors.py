@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ok, one_error_line
 
 from qme import executors
 from qme.config import Settings
@@ -20,20 +21,6 @@ from qme.executors.slurm import sbatch, scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "docs" / "executors.md"
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
-def one_error_line(result, code=1) -> str:
-    stderr = result.stderr.decode()
-    assert result.returncode == code, stderr
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("qme: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 # -- the registry ------------------------------------------------------------------------
@@ -77,8 +64,10 @@ def test_builtins_are_registered_as_entry_points_too():
     from importlib.metadata import entry_points
 
     every = entry_points()
-    group = every.select(group=executors.GROUP) if hasattr(every, "select") else every.get(
-        executors.GROUP, []
+    group = (
+        every.select(group=executors.GROUP)
+        if hasattr(every, "select")
+        else every.get(executors.GROUP, [])
     )
     registered = {point.name: point.value for point in group}
     assert {name: registered.get(name) for name in executors.BUILTIN} == {
@@ -128,7 +117,9 @@ def test_actions_are_collected_from_marked_methods(qme_home):
 
 def test_unknown_action_lists_the_available_ones(queue):
     task = queue.run("true")
-    with pytest.raises(QmeError, match=r"the shell executor has no action 'status' \(it has none\)"):
+    with pytest.raises(
+        QmeError, match=r"the shell executor has no action 'status' \(it has none\)"
+    ):
         task.run_action("status")
     with pytest.raises(QmeError, match="no action 'status'"):
         queue.run_action(None, "status")
@@ -138,7 +129,11 @@ def test_exec_lists_actions_and_refuses_what_does_not_exist(qme):
     listing = ok(qme("exec", "slurm"))
     assert re.search(r"^status\s+state, elapsed", listing, re.M)
     assert [line.split()[0] for line in listing.splitlines()[1:]] == [
-        "status", "output", "error", "cancel", "follow"
+        "status",
+        "output",
+        "error",
+        "cancel",
+        "follow",
     ]
     as_json = json.loads(ok(qme("exec", "slurm", "--json")))
     assert as_json["executor"] == "slurm" and "follow" in as_json["actions"]
@@ -195,8 +190,9 @@ def tar_plugin(tmp_path):
     project = tomllib.loads(tutorial_block("pyproject.toml", "toml"))
     points = project["project"]["entry-points"]["qme.executors"]
     site = tmp_path / "site"
-    install(site, project["project"]["name"], "qme_tar", tutorial_block("qme_tar.py", "python"),
-            points)
+    install(
+        site, project["project"]["name"], "qme_tar", tutorial_block("qme_tar.py", "python"), points
+    )
     return {"PYTHONPATH": str(site)}
 
 
@@ -216,7 +212,10 @@ def test_the_tutorials_executor_works_as_a_plugin(qme, tar_plugin, tmp_path):
     assert re.search(r"^list +the names in the archive$", ok(plugin("exec", "tar")), re.M)
     assert ok(plugin("exec", "list")).splitlines() == ["notes/", "notes/todo.txt"]
     size = json.loads(ok(plugin("exec", "size", "--json")))
-    assert size == {"archive": str(work / "notes.tgz"), "bytes": (work / "notes.tgz").stat().st_size}
+    assert size == {
+        "archive": str(work / "notes.tgz"),
+        "bytes": (work / "notes.tgz").stat().st_size,
+    }
     ok(plugin("config", "--set", "tar", "list_limit", "1"))
     assert ok(plugin("exec", "tar", "list")) == "notes/\n"
     assert "'nosuch' (its actions: list, size)" in one_error_line(plugin("exec", "nosuch"))
@@ -231,10 +230,16 @@ def test_the_tutorials_executor_works_as_a_plugin(qme, tar_plugin, tmp_path):
 
 def test_broken_plugins_are_skipped_with_a_warning(qme, tmp_path):
     site = tmp_path / "site"
-    install(site, "qme-broken", "qme_broken", "raise ImportError('no such luck')\n", {
-        "broken": "qme_broken:Nothing",
-        "shell": "qme_broken:Shell",
-    })
+    install(
+        site,
+        "qme-broken",
+        "qme_broken",
+        "raise ImportError('no such luck')\n",
+        {
+            "broken": "qme_broken:Nothing",
+            "shell": "qme_broken:Shell",
+        },
+    )
     result = qme("run", "true", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0
     stderr = result.stderr.decode()
@@ -249,12 +254,30 @@ def test_broken_plugins_are_skipped_with_a_warning(qme, tmp_path):
 
 def test_sbatch_options_as_sbatch_reads_them():
     options, rest = sbatch.parse_options(
-        ["-p", "debug", "-Jname", "--time=5", "--parsable", "-vv", "--array", "0-3%2",
-         "-o", "out-%j.txt", "job.sh", "-o", "script-arg"]
+        [
+            "-p",
+            "debug",
+            "-Jname",
+            "--time=5",
+            "--parsable",
+            "-vv",
+            "--array",
+            "0-3%2",
+            "-o",
+            "out-%j.txt",
+            "job.sh",
+            "-o",
+            "script-arg",
+        ]
     )
     assert options == {
-        "p": "debug", "job-name": "name", "time": "5", "parsable": "", "v": "",
-        "array": "0-3%2", "output": "out-%j.txt",
+        "p": "debug",
+        "job-name": "name",
+        "time": "5",
+        "parsable": "",
+        "v": "",
+        "array": "0-3%2",
+        "output": "out-%j.txt",
     }
     assert rest == ["job.sh", "-o", "script-arg"]
     assert sbatch.parse_options(["--wrap", "echo hi", "--", "x"]) == ({"wrap": "echo hi"}, ["x"])
@@ -281,7 +304,9 @@ def test_output_files_from_options_environment_and_directives(tmp_path):
         "error_pattern": str(tmp_path / "err-%u-%5j.txt"),
     }
     fields = sbatch.pattern_fields("42", found["jobname"], "ada")
-    assert sbatch.expand(found["output_pattern"], fields) == str(tmp_path / "logs/from script-42.out")
+    assert sbatch.expand(found["output_pattern"], fields) == str(
+        tmp_path / "logs/from script-42.out"
+    )
     assert sbatch.expand(found["error_pattern"], fields) == str(tmp_path / "err-ada-00042.txt")
 
     env = {"SBATCH_OUTPUT": "env.out", "SBATCH_JOB_NAME": "env-name"}
@@ -317,15 +342,34 @@ def test_job_ids_and_other_slurm_notations():
     assert sbatch.job_id("") is None
     assert [sbatch.array_indices(s) for s in ("0-9:2,20%4", "3", "1-3,7", "x")] == [6, 1, 4, None]
     assert [sbatch.first_node(s) for s in ("vm", "n[03-05,9]", "a,b", "None assigned", "")] == [
-        "vm", "n03", "a", None, None
+        "vm",
+        "n03",
+        "a",
+        None,
+        None,
     ]
     assert scheduler.exit_status("3:0") == (3, None)
     assert scheduler.exit_status("0:9") == (137, 9)
     assert scheduler.exit_status("") == (None, None)
-    states = ["PENDING", "RUNNING", "COMPLETING+", "COMPLETED", "CANCELLED by 0", "TIMEOUT",
-              "FAILED", "OUT_OF_MEMORY"]
+    states = [
+        "PENDING",
+        "RUNNING",
+        "COMPLETING+",
+        "COMPLETED",
+        "CANCELLED by 0",
+        "TIMEOUT",
+        "FAILED",
+        "OUT_OF_MEMORY",
+    ]
     assert [scheduler.status_of(s) for s in states] == [
-        "pending", "running", "running", "complete", "cancelled", "timeout", "failed", "failed"
+        "pending",
+        "running",
+        "running",
+        "complete",
+        "cancelled",
+        "timeout",
+        "failed",
+        "failed",
     ]
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import last_task
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -23,16 +24,6 @@ def _env(monkeypatch, tmp_path):
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
     monkeypatch.chdir(tmp_path)
-
-
-def last_task(qme_home):
-    from qme import Queue
-
-    queue = Queue(config_dir=qme_home)
-    try:
-        return queue.get()
-    finally:
-        queue.close()
 
 
 def all_tasks(qme_home):

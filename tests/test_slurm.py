@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import sys
 import time
-from io import BytesIO, StringIO
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import pytest
+from helpers import ok, one_error_line
 
 from qme.executors.slurm import scheduler
 
@@ -46,13 +47,16 @@ def slurm():
     if not answers():
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             unavailable("Slurm is not running, and installing it needs root and apt-get")
-        done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=600
+        )
         if done.returncode != 0:
             unavailable(f"scripts/slurm.sh start failed: {done.stderr.strip()[-500:]}")
         started = True
     deadline = time.time() + 60
-    while subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.split() != ["idle"]:
+    while subprocess.run(
+        ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True
+    ).stdout.split() != ["idle"]:
         if time.time() > deadline:
             pytest.fail("the Slurm node did not become idle within 60s")
         time.sleep(0.2)
@@ -66,20 +70,6 @@ def fresh_state(slurm, monkeypatch):
     monkeypatch.setenv("QME_SLURM_REFRESH_SECONDS", "0")  # ask Slurm on every read
     monkeypatch.delenv("QME_SLURM_SACCT_FORMAT", raising=False)
     monkeypatch.delenv("SLURM_CONF", raising=False)
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
-def one_error_line(result, code=1) -> str:
-    stderr = result.stderr.decode()
-    assert result.returncode == code, stderr
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("qme: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def submit(qme, *args, cwd, env=None) -> dict:
@@ -102,6 +92,7 @@ def wait(queue, task_id: str, *statuses: str, timeout: float = 20.0):
         if task.status in statuses:
             task.seen = seen
             return task
+        assert not task.finished, f"ended {task.status} (seen {seen}), not {statuses}"
         assert time.time() < deadline, f"still {task.status} (seen {seen}), not {statuses}"
         time.sleep(0.2)
 
@@ -162,8 +153,9 @@ def test_script_with_sbatch_directives(qme, queue, tmp_path):
     assert ok(qme("exec", "error")) == "to stderr\n"
 
 
+@pytest.mark.slow
 def test_job_arrays_are_one_task(qme, queue, tmp_path):
-    script = 'echo element $SLURM_ARRAY_TASK_ID; exit $SLURM_ARRAY_TASK_ID'
+    script = "echo element $SLURM_ARRAY_TASK_ID; exit $SLURM_ARRAY_TASK_ID"
     task = submit(qme, "--array=0-2", "--wrap", script, cwd=tmp_path)
     jobid = task["data"]["jobid"]
     assert task["data"]["array"] == "0-2"
@@ -171,9 +163,7 @@ def test_job_arrays_are_one_task(qme, queue, tmp_path):
     done = wait(queue, task["id"], "failed")  # elements 1 and 2 exit 1 and 2
     assert done.returncode == 2 and sorted(done.data["tasks"]) == ["0", "1", "2"]
     outputs = json.loads(ok(qme("exec", "output", "--json")))
-    assert outputs == {
-        str(tmp_path / f"slurm-{jobid}_{i}.out"): f"element {i}\n" for i in range(3)
-    }
+    assert outputs == {str(tmp_path / f"slurm-{jobid}_{i}.out"): f"element {i}\n" for i in range(3)}
     assert ok(qme("exec", "output", "index=1")).endswith("element 1\n")
     assert "follow one element (index=N)" in one_error_line(qme("exec", "follow"))
 
@@ -255,10 +245,13 @@ def test_a_job_slurm_does_not_know(qme, queue, tmp_path):
 def test_slurm_commands_missing_from_path(qme, queue, tmp_path):
     task = submit(qme, "--wrap", "true", cwd=tmp_path)
     bare = {"PATH": os.path.dirname(sys.executable)}
-    assert "sacct is not on PATH" in one_error_line(qme("exec", "status", env=bare))
+    error = one_error_line(qme("exec", task["id"], "status", env=bare))
+    assert re.search(r"Slurm's (squeue|sacct) is not on PATH \(is Slurm installed here\?\)", error)
     assert json.loads(ok(qme("ls", "--json", env=bare)))[0]["id"] == task["id"]  # still lists
-    assert ok(qme("run", "sbatch", "--wrap", "true", env=bare)) == "" or True
-    wait(queue, task["id"], "complete")
+    wait(queue, task["id"], "complete")  # and once Slurm is back, the task follows the job
+    unsent = qme("run", "sbatch", "--wrap", "true", env=bare)
+    assert unsent.returncode == 127 and b"sbatch: command not found" in unsent.stderr
+    assert queue.get().status == "failed"
 
 
 def test_srun_and_salloc_run_under_the_shell_executor(qme, tmp_path):
@@ -282,6 +275,17 @@ def test_accounting_answers_through_sacct(qme, queue, tmp_path):
         assert time.time() < deadline, status
         time.sleep(0.3)
     assert (status["state"], status["exitcode"]) == ("FAILED", "4:0")
+    chosen = {"QME_SLURM_SACCT_FORMAT": "JobID,State,NNodes"}
+    status = json.loads(ok(qme("exec", "status", "--json", env=chosen)))
+    assert status == {
+        "jobid": task["data"]["jobid"],
+        "state": "FAILED",
+        "nnodes": "1",
+        "source": "sacct",
+        "status": "failed",
+    }
+    wrong = one_error_line(qme("exec", "status", env={"QME_SLURM_SACCT_FORMAT": "jobid,nosuch"}))
+    assert 'Invalid field requested: "nosuch"' in wrong and "sacct_format" in wrong
 
 
 def test_without_accounting_the_controller_answers(qme, queue, tmp_path, monkeypatch):
@@ -303,7 +307,7 @@ def test_without_accounting_the_controller_answers(qme, queue, tmp_path, monkeyp
         assert (row["state"], row["exitcode"]) == ("FAILED", "3:0")
 
 
-def test_reads_are_cached_and_batched(qme, tmp_path, monkeypatch):
+def test_reads_are_cached_and_batched(qme, queue, tmp_path):
     shim = tmp_path / "bin"  # the real sacct and squeue, counted
     shim.mkdir()
     log = tmp_path / "calls"
@@ -311,17 +315,18 @@ def test_reads_are_cached_and_batched(qme, tmp_path, monkeypatch):
         real = shutil.which(name)
         (shim / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexec {real} "$@"\n')
         (shim / name).chmod(0o755)
-    jobs = [submit(qme, "--wrap", "sleep 2", cwd=tmp_path) for _ in range(3)]
-    ids = [job["data"]["jobid"] for job in jobs]
+    jobs = [queue.run(["sbatch", "--wrap", "sleep 2"], cwd=str(tmp_path)) for _ in range(3)]
+    ids = [job.data["jobid"] for job in jobs]
     counted = {"PATH": f"{shim}:{os.environ['PATH']}", "QME_SLURM_REFRESH_SECONDS": "60"}
     try:
         ok(qme("ls", env=counted))
         calls = log.read_text().splitlines()
         sacct = [c for c in calls if c.startswith("sacct")]
-        assert len(sacct) == 1 and f"-j {','.join(ids)} " in sacct[0]  # one call for all
+        assert len(sacct) == 1  # one call for all three jobs
+        assert sorted(re.search(r" -j (\S+) ", sacct[0]).group(1).split(",")) == sorted(ids)
         assert len(calls) <= 2  # and squeue for what accounting does not list yet
         ok(qme("ls", env=counted))
-        ok(qme("get", jobs[0]["id"], env=counted))
+        ok(qme("get", jobs[0].id, env=counted))
         assert log.read_text().splitlines() == calls  # cached: Slurm is not asked again
     finally:
         scheduler.cancel(",".join(ids))
@@ -337,14 +342,9 @@ def test_dashboard_page_and_actions(queue, tmp_path):
     app = web.create_app(queue, "token-for-tests")
 
     def call(method: str, path: str):
-        environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SCRIPT_NAME": "",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000",
-            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": BytesIO(),
-            "wsgi.errors": StringIO(), "wsgi.version": (1, 0), "wsgi.multithread": False,
-            "wsgi.multiprocess": False, "wsgi.run_once": False, "CONTENT_LENGTH": "0",
-            "HTTP_AUTHORIZATION": "Bearer token-for-tests",
-        }
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
+        environ["HTTP_AUTHORIZATION"] = "Bearer token-for-tests"
+        setup_testing_defaults(environ)
         status = []
         body = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
         return int(status[0].split()[0]), body.decode()

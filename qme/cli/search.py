@@ -9,8 +9,9 @@ def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         "search",
         help="find tasks by words in their command, message or output",
-        description="Find tasks whose command, message, output or error contain words "
-        "starting with every TERM (case-insensitive), newest first, with the matching line.",
+        description="Find tasks whose command, message, output or error contain every "
+        "TERM as a word (case-insensitive; 'deploy*' for words starting with deploy), "
+        "newest first, with the matching line.",
     )
     parser.add_argument("terms", nargs="+", metavar="TERM")
     parser.add_argument("--executor", metavar="NAME", help="only tasks of this executor")

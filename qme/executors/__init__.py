@@ -87,11 +87,11 @@ def plugins(home: str | None = None) -> dict[str, Entry]:
     home = home or default_home()
     if home not in _plugins:
         path = os.path.join(home, CACHE_FILE)
-        stamp = _sys_path_stamp()
-        found = _read_cache(path, stamp)
+        found = _read_cache(path, _sys_path_stamp())
         if found is None:
             found = _scan()
-            _write_cache(path, stamp, found)
+            # Stamped after: loading the plugins may have written their __pycache__.
+            _write_cache(path, _sys_path_stamp(), found)
         _plugins[home] = found
     return _plugins[home]
 

@@ -50,7 +50,7 @@ class Executor:
     # Action name -> Action, collected from the methods marked with @action.
     actions: dict[str, Action] = {}  # noqa: RUF012
     # True when finish() needs what the command printed: task.output and
-    # task.error then hold it (at the cost of one more write to the store).
+    # task.error then hold the start of it (see qme.recorder.EXECUTOR_READS).
     reads_output = False
 
     def __init_subclass__(cls, **kwargs):

@@ -14,16 +14,22 @@ from qme.recorder.terminal import get_size
 from qme.store.base import Store
 from qme.task import CANCELLED, COMPLETE, FAILED, STREAMS, Task
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from qme.executors.base import Executor
+
+EXECUTOR_READS = 64 * 1024  # how much of each stream an executor's finish() may read
+
 
 def record(
     task: Task,
     open_store: Callable[[], Store],
     max_output: int,
-    before_save: Callable[[Task], None] | None = None,
+    executor: Executor | None = None,
     chdir: str | None = None,
 ) -> str | None:
     """Run task.argv (in chdir, else where qme runs), passing its stdio through and
-    recording it.
+    recording it; executor.finish(task) runs before the final save.
 
     Fills in the task's outcome and returns the recording error, if any (the
     command has run regardless).
@@ -34,8 +40,11 @@ def record(
     task.recorder = liveness.token()
     live = LiveRecord(open_store, task)
     captures = {stream: StreamCapture(max_output) for stream in STREAMS}
+    starts = {s: bytearray() for s in STREAMS} if executor and executor.reads_output else None
 
     def on_output(stream: str, data: bytes) -> None:
+        if starts is not None and len(starts[stream]) < EXECUTOR_READS:
+            starts[stream] += data[: EXECUTOR_READS - len(starts[stream])]
         live.append(stream, captures[stream].feed(data))
 
     try:
@@ -43,8 +52,11 @@ def record(
         for stream, capture in captures.items():
             live.append(stream, capture.finish())
         _fill_outcome(task, outcome, captures)
-        if before_save:
-            before_save(task)
+        if executor:
+            if starts is not None:
+                task.output, task.error = (bytes(starts[s]) for s in STREAMS)
+            executor.finish(task)
+            task.output = task.error = None  # streams are loaded only by reading the store
     finally:
         if task.ended is None:  # qme itself failed: keep what it knows
             task.ended, task.status = time.time(), FAILED

@@ -9,8 +9,9 @@ A mark is an OSC escape sequence that no terminal acts on:
 
 pid is the shell's: the proxy takes marks only from the shell it started, so a
 shell started inside it (`bash` in a recorded zsh) is one task, like any other
-program. cwd and command are percent-encoded for '%', ESC and BEL; bash's history
-line is not (the hook prints it without starting a process).
+program. cwd and command are percent-encoded: bash and zsh encode '%', ESC, BEL
+and ';', fish (`string escape --style=url`) all but letters, digits and a few
+marks. bash's history line is not (the hook prints it without starting a process).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ MAX_MARK = 1 << 20  # a "mark" longer than this is not one: pass it through as o
 _HISTORY_LINE = re.compile(r"\s*(\d+)\*?  (.*?)\n?\Z", re.S)
 
 
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
 def decode(field: bytes) -> str:
-    text = field.decode("utf-8", errors="replace")
-    return text.replace("%1B", "\x1b").replace("%07", "\x07").replace("%25", "%")
+    """Undo the percent-encoding (every hook encodes '%' itself, so this is exact)."""
+    raw = _PERCENT.sub(lambda match: bytes([int(match.group(1), 16)]), field)
+    return raw.decode("utf-8", errors="replace")
 
 
 # A command starts in cwd; history_number only from bash.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
-from collections.abc import Callable
 from importlib import resources
 
 from qme import console
@@ -70,36 +69,51 @@ def launch(shell: str, kind: str, folder: str, env: dict[str, str]) -> list[str]
     return [shell, "-i", "-C", f"source {fish_hook}"]
 
 
-def store_check(settings: Settings) -> Callable[[], None]:
-    """A check that the store's file (or folder) is still the one the session opened.
+class StoreWatch:
+    """Checks that the store's file (or folder) is still the one the session opened.
 
     The writer keeps its connection open for the whole session: if the file is
     replaced, overwritten or deleted (or QME_HOME with it), it would go on writing
-    where no one can read. The check raises StoreError instead, so that the session
-    stops recording and says so. A stat (and a 16-byte read) per command."""
-    kind, path = describe(settings)
-    opened: list[tuple[int, int]] = []
+    where no one can read. Calling the watch raises StoreError instead, so that the
+    session stops recording and says so: a stat and a 16-byte read per command.
 
-    def check() -> None:
+    The SQLite file is opened once and closed only after the writer has closed its
+    connection: closing any descriptor of a file drops every POSIX lock this process
+    holds on it, the SQLite connection's included (another connection would then
+    think itself the last one and delete the WAL under it)."""
+
+    def __init__(self, settings: Settings):
+        kind, self.path = describe(settings)
+        self.sqlite = kind == "sqlite"
+        self.identity: tuple[int, int] | None = None
+        self.fd: int | None = None
+
+    def __call__(self) -> None:
         try:
-            stat = os.stat(path)
+            stat = os.stat(self.path)
         except FileNotFoundError:
-            if not opened:
+            if self.identity is None:
                 return  # not created yet
-            raise StoreError(f"{path} was deleted") from None
+            raise StoreError(f"{self.path} was deleted") from None
         except OSError as exc:
-            raise StoreError(f"{path}: {exc.strerror}") from None
+            raise StoreError(f"{self.path}: {exc.strerror}") from None
         identity = (stat.st_dev, stat.st_ino)
-        if not opened:
-            opened.append(identity)
-        elif identity != opened[0]:
-            raise StoreError(f"{path} was replaced")
-        if kind == "sqlite" and stat.st_size >= len(SQLITE_MAGIC):
-            with open(path, "rb") as handle:
-                if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                    raise StoreError(f"{path} is no longer a SQLite database")
+        if self.identity is None:
+            self.identity = identity
+            if self.sqlite:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        elif identity != self.identity:
+            raise StoreError(f"{self.path} was replaced")
+        if self.fd is not None:
+            header = os.pread(self.fd, len(SQLITE_MAGIC), 0)
+            if header and header != SQLITE_MAGIC[: len(header)]:
+                raise StoreError(f"{self.path} is no longer a SQLite database")
 
-    return check
+    def close(self) -> None:
+        """Call once the writer is closed."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def run_session(settings: Settings, shell: str | None = None) -> int:
@@ -114,17 +128,18 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
     env = {**os.environ, "QME_SESSION": session, "QME_SESSION_RECORD": "1"}
     command_filter = CommandFilter(settings.ignore, settings.secrets_filter)
     max_output = settings.max_output
-    check = store_check(settings)
+    watch = StoreWatch(settings)
     with tempfile.TemporaryDirectory(prefix="qme-session-") as folder:
         child = spawn(launch(shell, kind, folder, env), env=env, one_pty=True)
         # Started after the fork: the child must not inherit a running thread.
         writer = StoreWriter(lambda: open_store(settings))
         cutter = CommandCutter(
             writer, shell=shell, shell_pid=child.pid, session=session,
-            command_filter=command_filter, max_output=max_output, check_store=check,
+            command_filter=command_filter, max_output=max_output, check_store=watch,
         )
         outcome = Pump(child, lambda stream, data: cutter.feed(data), writer.busy).run()
     error = cutter.close(outcome.returncode)
+    watch.close()
     if error and not cutter.told:
         console.warn(f"the last commands of this session were not recorded: {error}")
     return 0

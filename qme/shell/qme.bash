@@ -16,11 +16,12 @@ __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
 
-# Percent-encode what could end or break a mark: '%', ESC and BEL.
+# Percent-encode what could end or break a mark: '%', ESC, BEL and ';'.
 __qme_encode() {
     __qme_encoded=${1//%/%25}
     __qme_encoded=${__qme_encoded//$'\e'/%1B}
     __qme_encoded=${__qme_encoded//$'\a'/%07}
+    __qme_encoded=${__qme_encoded//;/%3B}
 }
 
 # Runs in PS0's command substitution: a subshell, so it cannot change the shell.

@@ -11,11 +11,6 @@ if status is-interactive; and not set -q __qme_loaded
     set -g __qme_loaded 1
     set -g __qme_recording (set -q QME_SESSION_RECORD; and echo $QME_SESSION_RECORD; or echo 0)
 
-    # Percent-encode what could end or break a mark: '%', ESC and BEL.
-    function __qme_encode
-        string replace -a -- % %25 $argv[1] | string replace -a -- \e %1B | string replace -a -- \a %07
-    end
-
     function qme
         switch "$argv[1]"
             case on off status
@@ -53,7 +48,10 @@ if status is-interactive; and not set -q __qme_loaded
     if set -q QME_SESSION
         function __qme_preexec --on-event fish_preexec
             test $__qme_recording = 1; or return 0
-            printf '\e]6973;qme;S;%s;%s;c;%s\a' $fish_pid (__qme_encode $PWD) (__qme_encode $argv[1] | string collect)
+            # Percent-encoded (all but letters, digits and a few marks): nothing in
+            # them can end or break the mark, and no pipe (a thread) is needed.
+            printf '\e]6973;qme;S;%s;%s;c;%s\a' $fish_pid \
+                (string escape --style=url -- $PWD) (string escape --style=url -- $argv[1])
         end
 
         function __qme_postexec --on-event fish_postexec

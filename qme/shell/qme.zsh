@@ -12,11 +12,12 @@
 typeset -g __qme_loaded=1
 typeset -g __qme_recording=${QME_SESSION_RECORD:-0}
 
-# Percent-encode what could end or break a mark: '%', ESC and BEL.
+# Percent-encode what could end or break a mark: '%', ESC, BEL and ';'.
 __qme_encode() {
     REPLY=${1//\%/%25}
     REPLY=${REPLY//$'\e'/%1B}
     REPLY=${REPLY//$'\a'/%07}
+    REPLY=${REPLY//;/%3B}
 }
 
 __qme_preexec() {

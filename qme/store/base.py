@@ -59,8 +59,8 @@ class Store(ABC):
         status: str | None = None,
         offset: int = 0,
     ) -> list[SearchHit]:
-        """Tasks in which every word starts a word of the command, message or streams,
-        case-insensitively; newest first, or most relevant first when rank is true.
+        """Tasks in which every word is a word of the command, message or streams
+        (a word ending in '*': starts one), case-insensitively; newest first, or most relevant first when rank is true.
         The first offset hits are skipped (paging)."""
 
     def count(self, query: TaskQuery) -> int:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 from qme.errors import NoSuchTask, StoreError
 from qme.store.base import SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
-from qme.text import searchable
+from qme.text import searchable, word_pattern
 
 _FIELDS = [name for name in Task.FIELDS if name != "queue"]
 
@@ -151,7 +150,7 @@ class FilesystemStore(Store):
     def search(
         self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
     ) -> list[SearchHit]:
-        patterns = [re.compile(r"(?<![^\W_])" + re.escape(w), re.IGNORECASE) for w in words]
+        patterns = [word_pattern(w) for w in words]
         hits = []
         for task in sorted(self._all(), key=lambda t: t.started, reverse=True):
             if (executor and task.executor != executor) or (status and task.status != status):

@@ -116,11 +116,11 @@ class SlurmExecutor(Executor):
         if not rows:
             found, source = scheduler.query([jobid], accounting_first=False)
             rows = found.get(jobid)
+        for row in rows or []:
+            row.setdefault("source", source)
         _apply(task, rows, time.time())
         if not rows:
             raise UnknownJob(jobid)
-        for row in rows:
-            row.setdefault("source", source)
         shown = [{k: row[k] for k in [*names, "source"] if k in row} for row in rows]
         if "array" not in task.data:
             return {**shown[0], "status": task.status}

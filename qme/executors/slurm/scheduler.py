@@ -106,13 +106,23 @@ def sacct(ids: list[str], fields: str = FIELDS, completion: bool = False) -> lis
     argv = ["sacct", "-n", "-P", "-j", ",".join(ids), "-o", ",".join(names)]
     result = command([*argv, "-c"] if completion else [*argv, "-X"])
     if result.returncode != 0:
-        console.debug(f"sacct{' -c' if completion else ''}: {first_line(result.stderr)}")
+        said = first_line(result.stderr)
+        if "Invalid field" in said:  # a mistake in the sacct_format setting
+            raise QmeError(f"{said} (check the slurm executor's sacct_format setting)")
+        console.debug(f"sacct{' -c' if completion else ''}: {said}")
         return None
     rows = []
+    now = time.time()
     for line in result.stdout.splitlines():
         if line.strip():
             values = line.split("|", len(names) - 1)
-            rows.append(dict(zip(names, values + [""] * (len(names) - len(values)))))
+            row = dict(zip(names, values + [""] * (len(names) - len(values))))
+            # Accounting may still say PENDING for a job that has started (it learns
+            # of the start late); a start time in the past tells.
+            started = timestamp(row.get("start"))
+            if row.get("state") == "PENDING" and started and started <= now:
+                row["state"] = "RUNNING"
+            rows.append(row)
     return rows
 
 
