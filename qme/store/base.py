@@ -60,8 +60,8 @@ class Store(ABC):
         offset: int = 0,
     ) -> list[SearchHit]:
         """Tasks in which every word is a word of the command, message or streams
-        (a word ending in '*': starts one), case-insensitively; newest first, or most relevant first when rank is true.
-        The first offset hits are skipped (paging)."""
+        (a word ending in '*': starts one), case-insensitively; newest first, or
+        most relevant first when rank is true. The first offset hits are skipped."""
 
     def count(self, query: TaskQuery) -> int:
         """How many tasks match query's filters, counting at most query.limit of them
