@@ -38,21 +38,46 @@ STATUSES = [("complete", 90), ("failed", 8), ("cancelled", 2)]
 PROGRAMS = {
     "make": ["", "test", "build", "clean", "install", "-j2", "docs", "lint"],
     "pytest": ["", "-x", "-q tests", "tests/test_store.py", "-k search", "--lf", "-vv"],
-    "git": ["status", "pull", "push", "fetch --all", "log --oneline -20", "diff", "gc",
-            "rebase -i main", "checkout main", "stash pop"],
-    "python": ["train.py --epochs 10", "train.py --epochs 50 --lr 0.001", "setup.py sdist",
-               "-m http.server", "manage.py migrate", "evaluate.py --split test",
-               "scripts/export.py results.csv", "-m pip list"],
+    "git": [
+        "status",
+        "pull",
+        "push",
+        "fetch --all",
+        "log --oneline -20",
+        "diff",
+        "gc",
+        "rebase -i main",
+        "checkout main",
+        "stash pop",
+    ],
+    "python": [
+        "train.py --epochs 10",
+        "train.py --epochs 50 --lr 0.001",
+        "setup.py sdist",
+        "-m http.server",
+        "manage.py migrate",
+        "evaluate.py --split test",
+        "scripts/export.py results.csv",
+        "-m pip list",
+    ],
     "pip": ["install -r requirements.txt", "install -e .", "freeze", "list --outdated"],
     "ls": ["", "-la", "-lh /var/log", "-R src"],
     "du": ["-sh .", "-sh *", "-h --max-depth=1 /data"],
     "df": ["-h", "-i"],
-    "rsync": ["-av data/ backup:/srv/data/", "-avz --delete site/ web:/var/www/",
-              "-a results/ cluster:/scratch/results/"],
-    "docker": ["ps", "build -t app .", "compose up -d", "logs -f web", "images",
-               "system prune -f"],
-    "kubectl": ["get pods", "get pods -A", "describe pod web-0", "logs job/nightly",
-                "apply -f deploy.yaml", "rollout status deploy/web"],
+    "rsync": [
+        "-av data/ backup:/srv/data/",
+        "-avz --delete site/ web:/var/www/",
+        "-a results/ cluster:/scratch/results/",
+    ],
+    "docker": ["ps", "build -t app .", "compose up -d", "logs -f web", "images", "system prune -f"],
+    "kubectl": [
+        "get pods",
+        "get pods -A",
+        "describe pod web-0",
+        "logs job/nightly",
+        "apply -f deploy.yaml",
+        "rollout status deploy/web",
+    ],
     "npm": ["install", "test", "run build", "run lint", "ci", "audit"],
     "cargo": ["build", "build --release", "test", "clippy", "fmt --check"],
     "go": ["build ./...", "test ./...", "vet ./...", "mod tidy"],
@@ -117,15 +142,58 @@ PROGRAMS = {
     "aws": ["s3 sync out/ s3://bucket/out/", "s3 ls s3://bucket"],
     "gh": ["pr list", "run watch", "issue list"],
 }
-CWDS = [f"/home/bench/{p}" for p in ("", "src/app", "src/lib", "data", "projects/ml",
-                                     "projects/web", "papers/thesis", "tmp", "scratch")]
+CWDS = [
+    f"/home/bench/{p}"
+    for p in (
+        "",
+        "src/app",
+        "src/lib",
+        "data",
+        "projects/ml",
+        "projects/web",
+        "papers/thesis",
+        "tmp",
+        "scratch",
+    )
+]
 HOSTS = ["laptop", "workstation", "login1", "login2", "node042"]
 SYLLABLES = [c + v for c in "bdfgklmnprstv" for v in "aeiou"]
 COMMON_WORDS = [
-    "the", "to", "of", "and", "in", "ok", "is", "for", "on", "done", "file", "line", "error",
-    "warning", "build", "test", "passed", "failed", "running", "step", "total", "info",
-    "debug", "loss", "epoch", "accuracy", "time", "bytes", "sent", "received", "copied",
-    "updated", "created", "deleted", "skipped",
+    "the",
+    "to",
+    "of",
+    "and",
+    "in",
+    "ok",
+    "is",
+    "for",
+    "on",
+    "done",
+    "file",
+    "line",
+    "error",
+    "warning",
+    "build",
+    "test",
+    "passed",
+    "failed",
+    "running",
+    "step",
+    "total",
+    "info",
+    "debug",
+    "loss",
+    "epoch",
+    "accuracy",
+    "time",
+    "bytes",
+    "sent",
+    "received",
+    "copied",
+    "updated",
+    "created",
+    "deleted",
+    "skipped",
 ]
 
 
@@ -150,9 +218,32 @@ def commands() -> list[tuple[str, str]]:
 
 # The columns make_tasks fills, in its rows' order; columns added to qme's schema
 # later (the shell session, …) keep their defaults.
-FILLED = ("id", "executor", "command", "argv", "cwd", "user", "host", "started", "status", "pid",
-          "ended", "returncode", "signal", "message", "max_rss", "cpu_user", "cpu_system",
-          "term_cols", "term_rows", "output_size", "error_size", "rerun_of", "data", "recorder")
+FILLED = (
+    "id",
+    "executor",
+    "command",
+    "argv",
+    "cwd",
+    "user",
+    "host",
+    "started",
+    "status",
+    "pid",
+    "ended",
+    "returncode",
+    "signal",
+    "message",
+    "max_rss",
+    "cpu_user",
+    "cpu_system",
+    "term_cols",
+    "term_rows",
+    "output_size",
+    "error_size",
+    "rerun_of",
+    "data",
+    "recorder",
+)
 
 
 def make_tasks(n: int, rng: random.Random):
@@ -162,8 +253,7 @@ def make_tasks(n: int, rng: random.Random):
     cmds = commands()
     cmd_weights = list(itertools.accumulate(1 / (rank + 1) ** 0.8 for rank in range(len(cmds))))
     statuses, status_weights = zip(*STATUSES)
-    rare = {i: w for w, count in RARE_WORDS.items()
-            for i in rng.sample(range(n), min(count, n))}
+    rare = {i: w for w, count in RARE_WORDS.items() for i in rng.sample(range(n), min(count, n))}
     now = time.time()
     starts = sorted(now - YEAR + rng.random() * YEAR for _ in range(n))
     choices, random_ = rng.choices, rng.random
@@ -171,8 +261,10 @@ def make_tasks(n: int, rng: random.Random):
         command, argv = choices(cmds, cum_weights=cmd_weights)[0]
         status = choices(statuses, weights=status_weights)[0]
         duration = rng.expovariate(1 / 20)
-        lines = [" ".join(choices(words, cum_weights=zipf, k=rng.randint(3, 12)))
-                 for _ in range(rng.randint(1, 6))]
+        lines = [
+            " ".join(choices(words, cum_weights=zipf, k=rng.randint(3, 12)))
+            for _ in range(rng.randint(1, 6))
+        ]
         if i in rare:
             lines.insert(0, f"note: {rare[i]} {choices(words, cum_weights=zipf)[0]}")
         lines.append(f"{COMMON_WORD} {duration:.2f}s")
@@ -188,14 +280,28 @@ def make_tasks(n: int, rng: random.Random):
         uuid = "%032x" % (rng.getrandbits(128) & ~(0xF << 76) | (4 << 76))
         task_id = f"shell-{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}"
         values = {
-            "id": task_id, "executor": "shell", "command": command, "argv": argv,
-            "cwd": choices(CWDS)[0], "user": "bench", "host": choices(HOSTS)[0],
-            "started": started, "status": status, "pid": 10_000 + i % 90_000,
-            "ended": started + duration, "returncode": returncode,
-            "signal": 2 if status == "cancelled" else None, "message": message,
-            "max_rss": rng.randint(2, 500) << 20, "cpu_user": duration * 0.7,
-            "cpu_system": duration * 0.1, "term_cols": 120, "term_rows": 40,
-            "output_size": len(output), "error_size": len(error), "data": "{}",
+            "id": task_id,
+            "executor": "shell",
+            "command": command,
+            "argv": argv,
+            "cwd": choices(CWDS)[0],
+            "user": "bench",
+            "host": choices(HOSTS)[0],
+            "started": started,
+            "status": status,
+            "pid": 10_000 + i % 90_000,
+            "ended": started + duration,
+            "returncode": returncode,
+            "signal": 2 if status == "cancelled" else None,
+            "message": message,
+            "max_rss": rng.randint(2, 500) << 20,
+            "cpu_user": duration * 0.7,
+            "cpu_system": duration * 0.1,
+            "term_cols": 120,
+            "term_rows": 40,
+            "output_size": len(output),
+            "error_size": len(error),
+            "data": "{}",
         }
         row = tuple(values.get(column) for column in FILLED)
         yield row, output, error, message
@@ -211,14 +317,21 @@ def generate(n: int, out: Path) -> None:
 
     db = sqlite3.connect(db_path, isolation_level=None)
     # A bulk load: no journal, no syncing, a big cache; WAL again at the end, as qme has it.
-    for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -1000000",
-                   "temp_store = MEMORY"):
+    for pragma in (
+        "journal_mode = OFF",
+        "synchronous = OFF",
+        "cache_size = -1000000",
+        "temp_store = MEMORY",
+    ):
         db.execute(f"PRAGMA {pragma}")
-    insert_task = (f"INSERT INTO tasks (rowid, {', '.join(FILLED)}) "
-                   f"VALUES ({', '.join('?' * (len(FILLED) + 1))})")
+    insert_task = (
+        f"INSERT INTO tasks (rowid, {', '.join(FILLED)}) "
+        f"VALUES ({', '.join('?' * (len(FILLED) + 1))})"
+    )
     insert_chunk = "INSERT INTO chunks (task, stream, data) VALUES (?, ?, ?)"
-    insert_search = ("INSERT INTO search (rowid, command, message, output, error) "
-                     "VALUES (?, ?, ?, ?, ?)")
+    insert_search = (
+        "INSERT INTO search (rowid, command, message, output, error) VALUES (?, ?, ?, ?, ?)"
+    )
     started = time.perf_counter()
     tasks = make_tasks(n, random.Random(SEED))
     for first in range(1, n + 1, BATCH):
@@ -226,14 +339,17 @@ def generate(n: int, out: Path) -> None:
         rowids = range(first, first + len(batch))
         db.execute("BEGIN")
         db.executemany(insert_task, ((r, *t[0]) for r, t in zip(rowids, batch)))
-        db.executemany(insert_chunk, itertools.chain(
-            ((r, 0, t[1]) for r, t in zip(rowids, batch)),
-            ((r, 1, t[2]) for r, t in zip(rowids, batch) if t[2]),
-        ))
-        db.executemany(insert_search, (
-            (r, t[0][2], t[3] or "", t[1].decode(), t[2].decode())
-            for r, t in zip(rowids, batch)
-        ))
+        db.executemany(
+            insert_chunk,
+            itertools.chain(
+                ((r, 0, t[1]) for r, t in zip(rowids, batch)),
+                ((r, 1, t[2]) for r, t in zip(rowids, batch) if t[2]),
+            ),
+        )
+        db.executemany(
+            insert_search,
+            ((r, t[0][2], t[3] or "", t[1].decode(), t[2].decode()) for r, t in zip(rowids, batch)),
+        )
         db.execute("COMMIT")
         done = first + len(batch) - 1
         rate = done / (time.perf_counter() - started)
@@ -248,8 +364,14 @@ def store(n: int, out: Path | None = None, force: bool = False) -> tuple[Path, d
     """The store of n tasks (made if missing): (its QME_HOME, its meta)."""
     out = out or peers.WORK / f"store-{n}"
     meta_file = out / "meta.json"
-    meta = {"tasks": n, "seed": SEED, "version": VERSION, "common_word": COMMON_WORD,
-            "rare_words": RARE_WORDS, "columns": COLUMNS}
+    meta = {
+        "tasks": n,
+        "seed": SEED,
+        "version": VERSION,
+        "common_word": COMMON_WORD,
+        "rare_words": RARE_WORDS,
+        "columns": COLUMNS,
+    }
     if not force and meta_file.exists() and json.loads(meta_file.read_text()) == meta:
         return out, meta
     out.mkdir(parents=True, exist_ok=True)
@@ -258,21 +380,25 @@ def store(n: int, out: Path | None = None, force: bool = False) -> tuple[Path, d
     generate(n, out)
     meta_file.write_text(json.dumps(meta, indent=1))
     size = os.path.getsize(out / "qme.db")
-    print(f"[bench] {n:,} tasks in {time.perf_counter() - start:.0f} s, "
-          f"{size / (1 << 20):,.0f} MiB: {out / 'qme.db'}", file=sys.stderr)
+    print(
+        f"[bench] {n:,} tasks in {time.perf_counter() - start:.0f} s, "
+        f"{size / (1 << 20):,.0f} MiB: {out / 'qme.db'}",
+        file=sys.stderr,
+    )
     return out, meta
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1_000_000, help="default 1,000,000")
-    parser.add_argument("--out", type=Path, help="QME_HOME to write (default bench/.work/"
-                        "store-N)")
+    parser.add_argument("--out", type=Path, help="QME_HOME to write (default bench/.work/store-N)")
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     args = parser.parse_args()
     home, meta = store(args.tasks, args.out, args.force)
-    print(f"QME_HOME={home}  (common word: {meta['common_word']}; rare: "
-          f"{', '.join(f'{w} in {c}' for w, c in meta['rare_words'].items())})")
+    print(
+        f"QME_HOME={home}  (common word: {meta['common_word']}; rare: "
+        f"{', '.join(f'{w} in {c}' for w, c in meta['rare_words'].items())})"
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ strace, the processes each prompt starts (clone/fork) and the programs it runs
 (b) Throughput: `cat FILE` (log-like text) inside a plain bash on a pty, inside
 `script -qec bash /dev/null`, and inside `qme session --shell bash` (default
 max_output: 8 MiB kept; and with QME_MAX_OUTPUT=0: all of it stored), timed from
-the Enter key to the marker echoed after it. Target: the session at least 0.9x
-`script`.
+the Enter key to the marker echoed after it; and `qme run cat FILE` typed in the
+plain bash, which goes through the same pump (qme/recorder/pump.py) without the
+session's mark parsing and cutting. Target: the session at least 0.9x `script`.
 
 qme is the work tree installed in bench/.work/venvs/qme (see peers.py); each shell
 gets a fresh HOME whose rc file only sets a prompt. Standard library only.
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import peers
 from throughput import data_file, parse_size
@@ -54,6 +56,7 @@ class Pty:
     """A program on a new pty (24x100), its output read until a marker."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str):
+        self.home = cwd  # a fresh directory, deleted by close()
         self.pid, self.fd = os.forkpty()
         if self.pid == 0:  # the child
             try:
@@ -118,6 +121,7 @@ class Pty:
                 time.sleep(0.1)
             os.waitpid(self.pid, 0)
         os.close(self.fd)
+        shutil.rmtree(self.home, ignore_errors=True)  # its store may hold 200 MB
 
     def children(self) -> list[int]:
         """The pids of this program's children (the shell under the proxy)."""
@@ -137,8 +141,11 @@ def rc_files(kind: str, hooks: bool) -> dict[str, str]:
         return {".bashrc": f"PS1='{prompt}'\n{load}"}
     if kind == "zsh":
         return {".zshrc": f"PROMPT='{prompt}'\n{load}"}
-    return {".config/fish/config.fish":
-            f"set -g fish_greeting\nfunction fish_prompt; printf '{prompt}'; end\n{load}"}
+    return {
+        ".config/fish/config.fish": (
+            f"set -g fish_greeting\nfunction fish_prompt; printf '{prompt}'; end\n{load}"
+        )
+    }
 
 
 def start_shell(kind: str, mode: str, qme: str, extra_env: dict | None = None) -> Pty:
@@ -149,9 +156,14 @@ def start_shell(kind: str, mode: str, qme: str, extra_env: dict | None = None) -
         (home / name).parent.mkdir(parents=True, exist_ok=True)
         (home / name).write_text(text)
     env = {
-        "HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm",
-        "LANG": "C.UTF-8", "QME_HOME": str(home / ".qme"), "USER": os.environ.get("USER", "root"),
-        "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
+        "HOME": str(home),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TERM": "xterm",
+        "LANG": "C.UTF-8",
+        "QME_HOME": str(home / ".qme"),
+        "USER": os.environ.get("USER", "root"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
         **(extra_env or {}),
     }
     shell = shutil.which(kind)
@@ -196,22 +208,30 @@ def processes_per_prompt(kinds, qme: str, commands: int) -> dict:
                 counts[(kind, mode)] = None
                 continue
             pty = start_shell(kind, mode, qme)
-            log = peers.fresh_dir("strace-") / "trace"
+            log = Path(pty.home) / "strace.log"
             try:
                 type_commands(pty, 5)
                 pids = [pty.pid, *pty.children()] if mode == "qme session" else [pty.pid]
                 tracer = subprocess.Popen(
-                    [strace, "-f", "-qq", "-e", "trace=clone,clone3,fork,vfork,execve",
-                     "-o", str(log), *(a for p in pids for a in ("-p", str(p)))],
+                    [
+                        strace,
+                        "-f",
+                        "-qq",
+                        "-e",
+                        "trace=clone,clone3,fork,vfork,execve",
+                        "-o",
+                        str(log),
+                        *(a for p in pids for a in ("-p", str(p))),
+                    ],
                     stderr=subprocess.DEVNULL,
                 )
                 time.sleep(0.5)  # attached
                 type_commands(pty, commands)
                 tracer.send_signal(signal.SIGINT)
                 tracer.wait(10)
+                calls = [line for line in log.read_text().splitlines() if "resumed>" not in line]
             finally:
                 pty.close()
-            calls = [line for line in log.read_text().splitlines() if "resumed>" not in line]
             clones = [line for line in calls if re.search(r"\b(clone3?|v?fork)\(", line)]
             threads = sum("CLONE_THREAD" in line for line in clones)
             execs = sum("execve(" in line for line in calls)
@@ -232,7 +252,15 @@ def throughput(path: str, qme: str, runs: int) -> dict[str, list[float]]:
         "`script -qec bash /dev/null`": ("script", {}, cat),
         "`qme session` (8 MiB kept)": ("qme session", {}, cat),
         "`qme session`, QME_MAX_OUTPUT=0 (all stored)": (
-            "qme session", {"QME_MAX_OUTPUT": "0"}, cat),
+            "qme session",
+            {"QME_MAX_OUTPUT": "0"},
+            cat,
+        ),
+        "`qme run cat FILE` in the plain bash (same pump, no session)": (
+            "plain",
+            {},
+            f"{qme} run {cat}",
+        ),
     }
     speeds: dict[str, list[float]] = {label: [] for label in ways}
     for _ in range(runs):
@@ -253,8 +281,12 @@ def throughput(path: str, qme: str, runs: int) -> dict[str, list[float]]:
 def start_script() -> Pty:
     home = peers.fresh_dir("hooks-script-")
     (home / ".bashrc").write_text(f"PS1='{PROMPT.decode()}'\n")
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm",
-           "LANG": "C.UTF-8"}
+    env = {
+        "HOME": str(home),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TERM": "xterm",
+        "LANG": "C.UTF-8",
+    }
     pty = Pty(["script", "-qec", "bash -i", "/dev/null"], env, str(home))
     pty.until(PROMPT)
     return pty
@@ -281,33 +313,59 @@ def main() -> None:
     traced = processes_per_prompt(kinds, qme, args.traced)
     speeds = throughput(path, qme, args.runs)
 
-    print(f"## Per prompt: `true` typed {args.commands} times, waiting for each prompt "
-          f"(median of {args.rounds} fresh shells)\n")
+    print(
+        f"## Per prompt: `true` typed {args.commands} times, waiting for each prompt "
+        f"(median of {args.rounds} fresh shells)\n"
+    )
     rows = []
     for kind in kinds:
         plain = timed[(kind, "plain")]
         for mode in MODES:
             total = timed[(kind, mode)]
             counted = traced[(kind, mode)]
-            rows.append([
-                kind, mode, f"{total:.2f}", f"{total / args.commands * 1000:.3f}",
-                f"{(total - plain) / args.commands * 1000:+.3f}", f"{total / plain:.2f}x",
-                *(["n/a"] * 3 if counted is None else [f"{n:.2f}" for n in counted]),
-            ])
-    print(peers.table(
-        ["shell", "way", "total s", "ms/command", "ms/command vs plain", "vs plain",
-         "processes/prompt", "threads/prompt", "execs/prompt"], rows))
+            rows.append(
+                [
+                    kind,
+                    mode,
+                    f"{total:.2f}",
+                    f"{total / args.commands * 1000:.3f}",
+                    f"{(total - plain) / args.commands * 1000:+.3f}",
+                    f"{total / plain:.2f}x",
+                    *(["n/a"] * 3 if counted is None else [f"{n:.2f}" for n in counted]),
+                ]
+            )
+    print(
+        peers.table(
+            [
+                "shell",
+                "way",
+                "total s",
+                "ms/command",
+                "ms/command vs plain",
+                "vs plain",
+                "processes/prompt",
+                "threads/prompt",
+                "execs/prompt",
+            ],
+            rows,
+        )
+    )
     size = os.path.getsize(path)
-    print(f"\n## Throughput: `cat` of a {size / MB:.0f} MB file inside each (median of "
-          f"{args.runs})\n")
+    print(
+        f"\n## Throughput: `cat` of a {size / MB:.0f} MB ({size >> 20} MiB) file inside "
+        f"each (median of {args.runs})\n"
+    )
     script_speed = statistics.median(speeds["`script -qec bash /dev/null`"])
-    rows = [[label, f"{statistics.median(v):.1f}", f"{statistics.median(v) / script_speed:.2f}x"]
-            for label, v in speeds.items()]
+    rows = [
+        [label, f"{statistics.median(v):.1f}", f"{statistics.median(v) / script_speed:.2f}x"]
+        for label, v in speeds.items()
+    ]
     print(peers.table(["inside", "MB/s", "vs script"], rows))
-    print(f"\nReproduce: python bench/hooks.py --commands {args.commands} --rounds "
-          f"{args.rounds} --traced {args.traced} --size {args.size} --runs {args.runs}"
-          f"  # {os.cpu_count()} cores, {sys.platform}, "
-          + ", ".join(_version(k) for k in kinds))
+    print(
+        f"\nReproduce: python bench/hooks.py --commands {args.commands} --rounds "
+        f"{args.rounds} --traced {args.traced} --size {args.size} --runs {args.runs}"
+        f"  # {os.cpu_count()} cores, {sys.platform}, " + ", ".join(_version(k) for k in kinds)
+    )
 
 
 def _version(kind: str) -> str:

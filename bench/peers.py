@@ -55,7 +55,9 @@ def venv(name: str, requirements: tuple[str, ...], stamp: str = "") -> Path:
     # Compile everything once, as an install by a user's pip would.
     subprocess.run(
         [str(path / "bin" / "python"), "-m", "compileall", "-q", str(path / "lib")],
-        check=False, env=env(), stdout=subprocess.DEVNULL,
+        check=False,
+        env=env(),
+        stdout=subprocess.DEVNULL,
     )
     marker.write_text(want)
     return path
@@ -106,8 +108,12 @@ class Cmd:
 
     def run(self, check: bool = False) -> int:
         proc = subprocess.run(
-            self.argv, shell=isinstance(self.argv, str), env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.argv,
+            shell=isinstance(self.argv, str),
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
             raise RuntimeError(f"{self.label}: exit {proc.returncode}: {self.shell()}")
@@ -164,8 +170,11 @@ def peak_rss_kib(cmd: Cmd) -> int:
     covers every descendant that was waited for (the probe itself is not counted)."""
     how = ["sh", cmd.argv] if isinstance(cmd.argv, str) else ["argv", *cmd.argv]
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, *how], env=cmd.env, check=True,
-        capture_output=True, text=True,
+        [sys.executable, "-c", _RSS_PROBE, *how],
+        env=cmd.env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return int(out.stdout.split()[-1])
 
@@ -182,11 +191,21 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(c).replace("|", "\\|") for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [all(_is_number(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda row: "| " + " | ".join(  # noqa: E731
-        c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)
-    ) + " |"
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2))
-                         for w, n in zip(widths, numeric)) + "|"
+
+    def line(row):
+        return (
+            "| "
+            + " | ".join(
+                c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)
+            )
+            + " |"
+        )
+
+    sep = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric))
+        + "|"
+    )
     return "\n".join([line(headers), sep, *(line(r) for r in cells)])
 
 
@@ -215,8 +234,10 @@ def header(title: str, load_before: float | None = None) -> None:
     (anything above ~0.5 means something else was competing for the 2 cores)."""
     print(f"## {title}\n")
     load = f"{load_before:.2f} before, " if load_before is not None else ""
-    print(f"{time.strftime('%Y-%m-%d %H:%M')} — {machine()}; load average {load}"
-          f"{os.getloadavg()[0]:.2f} after\n")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')} — {machine()}; load average {load}"
+        f"{os.getloadavg()[0]:.2f} after\n"
+    )
 
 
 def load() -> float:

@@ -35,15 +35,26 @@ def commands(word: str, homes: dict[str, str], bins: dict[str, str]) -> list[Cmd
         Cmd("`python -c pass` (qme venv)", [python, "-c", "pass"]),
         Cmd(f"`script -qec {word} /dev/null`", ["script", "-qec", word, "/dev/null"]),
         Cmd(f"`qme run {word}` (pipes)", [qme, "run", word], qme_env),
-        Cmd(f"`qme run {word}` on a pty¹", ["script", "-qec", f"{qme} run {word}", "/dev/null"],
-            qme_env),
-        Cmd(f"`asciinema rec -c {word}` 2.4.0²",
+        Cmd(
+            f"`qme run {word}` on a pty¹",
+            ["script", "-qec", f"{qme} run {word}", "/dev/null"],
+            qme_env,
+        ),
+        Cmd(
+            f"`asciinema rec -c {word}` 2.4.0²",
             [asciinema, "rec", "-c", word, "--quiet", "--overwrite", cast],
-            peers.env(HOME=homes["asciinema"])),
-        Cmd(f"QueueMe 0.0.14 `qme run {word}`, filesystem", queueme_args("filesystem"),
-            queueme_env("filesystem")),
-        Cmd(f"QueueMe 0.0.14 `qme run {word}`, sqlite", queueme_args("sqlite"),
-            queueme_env("sqlite")),
+            peers.env(HOME=homes["asciinema"]),
+        ),
+        Cmd(
+            f"QueueMe 0.0.14 `qme run {word}`, filesystem",
+            queueme_args("filesystem"),
+            queueme_env("filesystem"),
+        ),
+        Cmd(
+            f"QueueMe 0.0.14 `qme run {word}`, sqlite",
+            queueme_args("sqlite"),
+            queueme_env("sqlite"),
+        ),
     ]
 
 
@@ -52,8 +63,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed runs of each (default 30)")
     args = parser.parse_args()
 
-    homes = {k: str(peers.fresh_dir(f"startup-{k}-"))
-             for k in ("qme", "asciinema", "filesystem", "sqlite")}
+    homes = {
+        k: str(peers.fresh_dir(f"startup-{k}-"))
+        for k in ("qme", "asciinema", "filesystem", "sqlite")
+    }
     bins = tools()
     cmds = commands("true", homes, bins)
     codes = [c.run() for c in commands("false", homes, bins)]
@@ -65,11 +78,17 @@ def main() -> None:
     rows = []
     for cmd, code in zip(cmds, codes):
         t = timings[cmd.label]
-        rows.append([cmd.label, f"{t.median_ms:.1f}", f"{t.min_ms:.1f}",
-                     f"{t.median_ms / reference:.2f}×", code])
+        rows.append(
+            [
+                cmd.label,
+                f"{t.median_ms:.1f}",
+                f"{t.min_ms:.1f}",
+                f"{t.median_ms / reference:.2f}×",
+                code,
+            ]
+        )
     peers.header("Start-up: recording `true`", load_before)
-    print(peers.table(
-        ["command", "median ms", "min ms", "÷ script", "exit code of `false`"], rows))
+    print(peers.table(["command", "median ms", "min ms", "÷ script", "exit code of `false`"], rows))
     print(
         "\n¹ run as `script -qec 'qme run true' /dev/null`, so its time includes that outer"
         " `script`; qme then gives the command a pty of its own.\n"

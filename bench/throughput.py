@@ -27,15 +27,16 @@ def data_file(size: int) -> str:
         return str(path)
     peers.WORK.mkdir(parents=True, exist_ok=True)
     rng = random.Random(42)
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
-             for _ in range(3000)]
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(3000)]
     lines, block_size = [], 0
     while block_size < 4 << 20:
         n = len(lines)
-        line = (f"2026-11-{1 + n // 86400 % 28:02d} {n // 3600 % 24:02d}:{n // 60 % 60:02d}:"
-                f"{n % 60:02d}.{rng.randrange(1000):03d} {rng.choice(LEVELS)} step {n} "
-                f"{' '.join(rng.choices(words, k=rng.randint(3, 12)))} "
-                f"loss={rng.random():.4f} id={rng.getrandbits(32):08x}\n")
+        line = (
+            f"2026-11-{1 + n // 86400 % 28:02d} {n // 3600 % 24:02d}:{n // 60 % 60:02d}:"
+            f"{n % 60:02d}.{rng.randrange(1000):03d} {rng.choice(LEVELS)} step {n} "
+            f"{' '.join(rng.choices(words, k=rng.randint(3, 12)))} "
+            f"loss={rng.random():.4f} id={rng.getrandbits(32):08x}\n"
+        )
         lines.append(line)
         block_size += len(line)
     block = "".join(lines).encode()
@@ -84,24 +85,40 @@ def main() -> None:
     rss_cmd = Cmd("rss", f"{qme} run cat {f} > /dev/null", qme_env)
     rss = sorted(peers.peak_rss_kib(rss_cmd) for _ in range(3))[1]
 
-    rows = [[c.label, f"{timings[c.label].median_ms:.0f}", f"{timings[c.label].min_ms:.0f}",
-             f"{speed[c.label]:.0f}"] for c in cmds]
+    rows = [
+        [
+            c.label,
+            f"{timings[c.label].median_ms:.0f}",
+            f"{timings[c.label].min_ms:.0f}",
+            f"{speed[c.label]:.0f}",
+        ]
+        for c in cmds
+    ]
     s = {c.label: speed[c.label] for c in cmds}
     script_pipe, qme_pipe, script_tty, qme_tty = (s[cmds[i].label] for i in (2, 3, 4, 5))
     title = f"Throughput: recording `cat` of {size / (1 << 20):.0f} MiB"
     peers.header(title, load_before)
     print(peers.table(["command", "median ms", "min ms", "MB/s"], rows))
     print()
-    print(peers.table(["ratio", "value", "target"], [
-        ["qme (pipes) ÷ script", f"{qme_pipe / script_pipe:.2f}×", "≥ 5×"],
-        ["qme on a terminal ÷ script on a terminal", f"{qme_tty / script_tty:.2f}×", "≥ 0.9×"],
-        ["peak RSS of `qme run cat FILE > /dev/null`", f"{rss / 1024:.1f} MiB", "≤ 32 MiB"],
-    ]))
     print(
-        "\n\"On a terminal\" rows run the command under an outer"
+        peers.table(
+            ["ratio", "value", "target"],
+            [
+                ["qme (pipes) ÷ script", f"{qme_pipe / script_pipe:.2f}×", "≥ 5×"],
+                [
+                    "qme on a terminal ÷ script on a terminal",
+                    f"{qme_tty / script_tty:.2f}×",
+                    "≥ 0.9×",
+                ],
+                ["peak RSS of `qme run cat FILE > /dev/null`", f"{rss / 1024:.1f} MiB", "≤ 32 MiB"],
+            ],
+        )
+    )
+    print(
+        '\n"On a terminal" rows run the command under an outer'
         " `script -qec '…' /dev/null > /dev/null`, so qme's (or the inner script's) stdout"
         " is a pty; both rows pay for that outer pty.\n"
-        "MB = 10⁶ bytes, from the median time. qme keeps its default QME_MAX_OUTPUT (8M:"
+        "MB = 10⁶ bytes, from the median time. qme keeps its default QME_MAX_OUTPUT (1M:"
         " head and tail) in a fresh SQLite store. Peak RSS is the largest process in the"
         " tree (getrusage RUSAGE_CHILDREN), median of 3 runs.\n"
         f"FILE: {path} (log-like text lines).\n\nReproduce: `{peers.reproduce()}`"

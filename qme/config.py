@@ -35,7 +35,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "max_output": Option(
         "QME_MAX_OUTPUT",
-        "2M",
+        "1M",
         "bytes kept per stream (K/M/G suffixes, 0 = everything); head and tail are kept",
     ),
     "busy_timeout": Option(

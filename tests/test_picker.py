@@ -175,3 +175,61 @@ def test_task_titles_are_one_aligned_line_each(queue, tasks):
     assert titles[0].startswith(f"{listed[0].short_id}  complete  1m ago  ")
     assert titles[0].endswith("  echo gamma")
     assert len({title.index("echo") for title in titles}) == 1
+
+
+@pytest.fixture
+def finished_job(qme_home, tmp_path):
+    """A recorded Slurm task whose job has ended and written its output file."""
+    import time
+
+    from qme.task import Task, new_uuid4
+
+    log = tmp_path / "slurm-42.out"
+    log.write_text("HELLO FROM THE JOB\n")
+    queue = Queue(config_dir=qme_home)
+    queue.run(["echo", "a shell task"])  # newer than the job, and without actions
+    task = Task(
+        id=f"slurm-{new_uuid4()}",
+        executor="slurm",
+        command="sbatch job.sh",
+        argv=["sbatch", "job.sh"],
+        cwd="/tmp",  # short: the picker cuts lines at the terminal's edge
+        user="ada",
+        host="box",
+        started=time.time() - 60,
+        ended=time.time() - 50,
+        status="complete",
+        returncode=0,
+        data={
+            "jobid": "42",
+            "jobname": "job.sh",
+            "outputfile": str(log),
+            "errorfile": str(log),
+            "job": {"state": "COMPLETED"},
+        },
+    )
+    queue.store.add(task)
+    queue.close()
+    return task
+
+
+def test_exec_picks_a_task_with_actions_then_an_action(qme_home, finished_job):
+    child = spawn("exec")
+    child.expect_exact("Which task?")
+    child.expect_exact("sbatch job.sh")  # the shell task has no actions: not offered
+    child.send(ENTER)
+    child.expect_exact("Which action on")
+    child.send("output")  # filter the actions
+    child.send(ENTER)
+    child.expect_exact("HELLO FROM THE JOB")
+    assert finish(child) == 0
+
+
+def test_exec_last_picks_only_the_action_and_escape_leaves(qme_home, finished_job):
+    child = spawn("exec", "--last")
+    child.expect_exact("task")  # the last task is the shell one, which has no actions
+    assert finish(child) == 1
+    child = spawn("exec")
+    child.expect_exact("Which task?")
+    child.send(ESCAPE)
+    assert finish(child) == 130

@@ -377,7 +377,7 @@ def test_a_gibibyte_passes_through_in_flat_memory(qme_home):
 def test_a_gibibyte_with_the_default_cap_stays_within_32_mib(qme_home):
     peak = _gibibyte_through_qme(dict(os.environ))
     task = last_task(qme_home)
-    half = 1 * MiB  # default cap: 2M, half head, half tail
+    half = MiB // 2  # default cap: 1M, half head, half tail
     marker = b"\r\n[qme: %d bytes not kept]\r\n" % ((1 << 30) - 2 * half)
     assert task.output_size == 1 << 30
     assert task.output == b"\0" * half + marker + b"\0" * half

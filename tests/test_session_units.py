@@ -97,7 +97,11 @@ def test_malformed_marks_are_none(body):
 def test_parser_splits_output_and_marks_in_order():
     data = b"$ " + start("ls") + b"a b\r\n" + end(0) + b"$ "
     assert MarkParser().feed(data) == [
-        b"$ ", Start(PID, "/work", "ls", None), b"a b\r\n", End(PID, 0), b"$ "
+        b"$ ",
+        Start(PID, "/work", "ls", None),
+        b"a b\r\n",
+        End(PID, 0),
+        b"$ ",
     ]
 
 
@@ -220,13 +224,18 @@ def test_harmless_commands_are_kept(command):
 class Recorder:
     """A CommandCutter writing through a StoreWriter into a SQLite file."""
 
-    def __init__(self, path, shell="/bin/bash", ignore=(), max_output=0, open_store=None,
-                 check_store=None):
+    def __init__(
+        self, path, shell="/bin/bash", ignore=(), max_output=0, open_store=None, check_store=None
+    ):
         self.path = str(path)
         self.writer = StoreWriter(open_store or (lambda: SqliteStore(self.path)))
         self.cutter = CommandCutter(
-            self.writer, shell=shell, shell_pid=PID, session="session-1",
-            command_filter=CommandFilter(list(ignore), True), max_output=max_output,
+            self.writer,
+            shell=shell,
+            shell_pid=PID,
+            session="session-1",
+            command_filter=CommandFilter(list(ignore), True),
+            max_output=max_output,
             check_store=check_store,
         )
         self.shown = b""
@@ -262,7 +271,11 @@ def test_one_task_per_command(db):
     assert error is None
     hi, false = tasks
     assert (hi.command, hi.cwd, hi.output, hi.status, hi.returncode) == (
-        "echo hi", "/tmp", b"hi\r\n", "complete", 0
+        "echo hi",
+        "/tmp",
+        b"hi\r\n",
+        "complete",
+        0,
     )
     assert hi.executor == "shell" and hi.session == "session-1"
     assert hi.argv == ["/bin/bash", "-c", "echo hi"]
@@ -272,8 +285,15 @@ def test_one_task_per_command(db):
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(0, "complete"), (1, "failed"), (148, "failed"), (129, "cancelled"), (130, "cancelled"),
-     (137, "cancelled"), (143, "cancelled")],
+    [
+        (0, "complete"),
+        (1, "failed"),
+        (148, "failed"),
+        (129, "cancelled"),
+        (130, "cancelled"),
+        (137, "cancelled"),
+        (143, "cancelled"),
+    ],
 )
 def test_exit_status_gives_the_task_status(db, status, expected):
     rec = Recorder(db)
@@ -301,8 +321,14 @@ def test_marks_of_a_nested_shell_are_its_output(db):
     inner = 999
     rec = Recorder(db)
     shown = rec.feed(
-        start("bash"), b"in$ ", start("ls", pid=inner), b"a\r\n", end(0, pid=inner), b"in$ ",
-        b"exit\r\n", end(0),
+        start("bash"),
+        b"in$ ",
+        start("ls", pid=inner),
+        b"a\r\n",
+        end(0, pid=inner),
+        b"in$ ",
+        b"exit\r\n",
+        end(0),
     )
     assert shown == b"in$ a\r\nin$ exit\r\n"
     _, [task] = rec.close()
@@ -311,8 +337,17 @@ def test_marks_of_a_nested_shell_are_its_output(db):
 
 def test_the_reads_do_not_matter(db, tmp_path):
     data = (
-        b"$ " + start("printf 'a\\nb\\n'") + b"a\r\nb\r\n" + end(0) + b"$ "
-        + start("false") + end(1) + b"$ " + start_history(3, "echo x") + b"x\r\n" + end(0)
+        b"$ "
+        + start("printf 'a\\nb\\n'")
+        + b"a\r\nb\r\n"
+        + end(0)
+        + b"$ "
+        + start("false")
+        + end(1)
+        + b"$ "
+        + start_history(3, "echo x")
+        + b"x\r\n"
+        + end(0)
     )
     whole = Recorder(tmp_path / "whole.db")
     whole.feed(data)
@@ -339,8 +374,17 @@ def test_bash_lines_that_never_reached_the_history_are_not_recorded(db):
 def test_skipped_commands_leave_no_task_and_their_output_goes_nowhere(db):
     rec = Recorder(db, ignore=["vim"])
     shown = rec.feed(
-        start(" secret"), b"s\r\n", end(0), start("vim f"), b"\x1b[?1049h", end(0),
-        start("qme ls"), b"list\r\n", end(0), start("export T=ghp_" + "x" * 36), end(0),
+        start(" secret"),
+        b"s\r\n",
+        end(0),
+        start("vim f"),
+        b"\x1b[?1049h",
+        end(0),
+        start("qme ls"),
+        b"list\r\n",
+        end(0),
+        start("export T=ghp_" + "x" * 36),
+        end(0),
     )
     assert shown == b"s\r\n\x1b[?1049hlist\r\n"
     _, tasks = rec.close()
@@ -469,8 +513,14 @@ def test_a_failing_store_check_stops_recording(db):
 
 def _task(number: int) -> Task:
     return Task(
-        id=f"shell-0000000{number}-0000-4000-8000-000000000000", executor="shell",
-        command=f"cmd {number}", argv=[], cwd="/", user="u", host="h", started=time.time(),
+        id=f"shell-0000000{number}-0000-4000-8000-000000000000",
+        executor="shell",
+        command=f"cmd {number}",
+        argv=[],
+        cwd="/",
+        user="u",
+        host="h",
+        started=time.time(),
     )
 
 
@@ -538,8 +588,12 @@ def test_watch_keeps_the_writers_locks(watched):
     )
 
     def count() -> int:
-        out = subprocess.run([sys.executable, "-c", read, str(home / "qme.db")],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", read, str(home / "qme.db")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return int(out)
 
     for _ in range(3):

@@ -140,7 +140,11 @@ class Shell:
         self.prompt = prompt
         self.log = io.BytesIO()
         self.child = pexpect.spawn(
-            argv[0], list(argv[1:]), env=env, cwd=str(cwd), dimensions=(24, 100),
+            argv[0],
+            list(argv[1:]),
+            env=env,
+            cwd=str(cwd),
+            dimensions=(24, 100),
             timeout=TIMEOUT,
         )
         self.child.delaybeforesend = None
@@ -252,7 +256,10 @@ def test_each_command_becomes_a_task(world, shells, kind):
 
     tasks = world.tasks(sid)
     assert commands(tasks) == [
-        'echo "hel""lo"', "false", "mkdir -p sub && cd sub", 'printf "%s\\n" "in""side"',
+        'echo "hel""lo"',
+        "false",
+        "mkdir -p sub && cd sub",
+        'printf "%s\\n" "in""side"',
         "exit",
     ]
     hello, false, cd, inside, _ = tasks
@@ -281,7 +288,9 @@ def test_lines_typed_ahead_are_cut_apart(world, shells, kind):
     sh.child.expect("second")
     sh.wait()
     assert sh.exit() == 0
-    first, second, _ = world.tasks()
+    tasks = world.tasks()
+    assert len(tasks) == 3, [(t.command, t.output, t.status) for t in tasks]
+    first, second, _ = tasks
     assert (first.command, first.output) == ('echo "fi""rst"', b"first\r\n")
     assert (second.command, second.output) == ('echo "sec""ond"', b"second\r\n")
 
@@ -461,7 +470,13 @@ def test_background_job_ctrl_z_and_fg(world, shells, kind):
 
     tasks = world.tasks()
     assert commands(tasks) == [
-        "sleep 0.5 &", "jobs", "fg", "sleep 30", "fg", 'echo "al""ive"', "exit"
+        "sleep 0.5 &",
+        "jobs",
+        "fg",
+        "sleep 30",
+        "fg",
+        'echo "al""ive"',
+        "exit",
     ]
     background, jobs, fg, stopped, fg_again, _, _ = tasks
     assert background.status == "complete"
@@ -477,19 +492,31 @@ def test_background_job_ctrl_z_and_fg(world, shells, kind):
 MULTILINE = {
     "bash": [
         (["cat <<EOF", "line one", "EOF"], "cat <<EOF\nline one\nEOF", b"line one\r\n"),
-        (['for i in 1 2; do', '  echo "n$i"', "done"], 'for i in 1 2; do   echo "n$i"; done',
-         b"n1\r\nn2\r\n"),
+        (
+            ["for i in 1 2; do", '  echo "n$i"', "done"],
+            'for i in 1 2; do   echo "n$i"; done',
+            b"n1\r\nn2\r\n",
+        ),
     ],
     "zsh": [
         (["cat <<EOF", "line one", "EOF"], "cat <<EOF\nline one\nEOF", b"line one\r\n"),
-        (['for i in 1 2; do', '  echo "n$i"', "done"], 'for i in 1 2; do\n  echo "n$i"\ndone',
-         b"n1\r\nn2\r\n"),
+        (
+            ["for i in 1 2; do", '  echo "n$i"', "done"],
+            'for i in 1 2; do\n  echo "n$i"\ndone',
+            b"n1\r\nn2\r\n",
+        ),
     ],
     "fish": [
-        (["begin", '  echo "line"" one"', "end"], 'begin\n  echo "line"" one"\nend',
-         b"line one\r\n"),
-        (["for i in 1 2", '  echo "n$i"', "end"], 'for i in 1 2\n  echo "n$i"\nend',
-         b"n1\r\nn2\r\n"),
+        (
+            ["begin", '  echo "line"" one"', "end"],
+            'begin\n  echo "line"" one"\nend',
+            b"line one\r\n",
+        ),
+        (
+            ["for i in 1 2", '  echo "n$i"', "end"],
+            'for i in 1 2\n  echo "n$i"\nend',
+            b"n1\r\nn2\r\n",
+        ),
     ],
 }
 
@@ -532,8 +559,8 @@ FANCY = {
     # starship-like: PROMPT_COMMAND (array) builds a two-line coloured PS1 from $?, and
     # the user has a PS0 of their own.
     "bash": (
-        "__sp() { local s=$?; PS1=\"\\[\\e[1;34m\\]\\w\\[\\e[0m\\] [s=$s]\\n"
-        "\\[\\e[35m\\]QP>\\[\\e[0m\\] \"; }\n"
+        '__sp() { local s=$?; PS1="\\[\\e[1;34m\\]\\w\\[\\e[0m\\] [s=$s]\\n'
+        '\\[\\e[35m\\]QP>\\[\\e[0m\\] "; }\n'
         "PROMPT_COMMAND=(__sp)\nPS0='[run]'\n",
         rb"\[s=(\d+)\]\S*\r*\n\S*QP>\S* ",
     ),
@@ -708,9 +735,7 @@ def test_a_shell_started_inside_is_one_task(world, shells, outer, inner):
     shell_path(inner)
     hook = HOOKS / f"qme.{inner}"
     load = f"source {hook}\n"
-    (world.home / RC_FILE[inner]).write_text(
-        BASE_RC[inner].replace(PROMPT, "IN> ") + load
-    )
+    (world.home / RC_FILE[inner]).write_text(BASE_RC[inner].replace(PROMPT, "IN> ") + load)
     sh = world.session(outer)
     shells.append(sh)
     sh.child.sendline(inner)
@@ -768,7 +793,9 @@ def test_unusable_qme_home_stops_the_session_before_the_shell(world):
     world.qme_home.write_text("not a folder\n")
     sh = Shell(
         [sys.executable, "-m", "qme", "session", "--shell", shell_path("bash")],
-        world.env, world.home, wait=False,
+        world.env,
+        world.home,
+        wait=False,
     )
     sh.child.expect("qme: error: ")
     sh.child.expect(pexpect.EOF)
@@ -907,10 +934,6 @@ AUTO = {
 
 def test_init_auto_records_every_new_shell(world, shells, kind, request):
     shell_path(kind)
-    if kind == "fish":
-        # `qme init fish --auto | source` runs the snippet with the pipe as stdin, so
-        # its `isatty stdin` is false and no session starts (qme/cli/init.py).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="fish --auto never starts"))
     sh = world.plain(kind, rc=AUTO[kind])
     shells.append(sh)
     recording = re.search(STATUS_RE, sh.run("qme status"))
@@ -952,7 +975,9 @@ def test_shellcheck_passes_on_the_bash_hooks():
     )
     assert result.returncode == 0, result.stdout
     auto = subprocess.run(
-        [sys.executable, "-m", "qme", "init", "bash", "--auto"], capture_output=True, text=True,
+        [sys.executable, "-m", "qme", "init", "bash", "--auto"],
+        capture_output=True,
+        text=True,
         cwd=ROOT,
     ).stdout
     result = subprocess.run(

@@ -18,6 +18,8 @@ actions. NAME=VALUE words are passed to the action.
   qme exec slurm follow           # the last Slurm job's output, as it is written
   qme exec 5b8a output index=3    # one element of a job array
   qme exec status --json
+  qme exec                        # on a terminal: pick a task, then an action
+  qme exec --last                 # on a terminal: pick an action for the last task
 """
 
 
@@ -35,6 +37,9 @@ def add_parser(subparsers, name):
     )
     parser.add_argument("words", nargs="*", metavar="WORD", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--last", action="store_true", help="the last task (with no ACTION: pick one)"
+    )
     return parser
 
 
@@ -49,13 +54,24 @@ def run(args) -> int:
     known = executors.names(queue.settings.home)
     if len(positional) == 1 and not options and positional[0] in known:
         return _list_actions(positional[0], queue.settings.home, args.json)
-    if len(positional) not in (1, 2):
+    from qme.cli.picker import interactive
+
+    if len(positional) not in (1, 2) and (positional or options or not interactive()):
         raise UsageError(
             "say which action to run (qme exec [TASK] ACTION [NAME=VALUE …]) or which "
             "executor's actions to list (qme exec EXECUTOR)"
         )
-    *target, name = positional
-    task = _task(queue, target[0] if target else None, known)
+    if positional or options:
+        *target, name = positional
+        task = _task(queue, target[0] if target else None, known)
+    else:  # nothing given, on a terminal: pick
+        from qme.cli import EXIT_INTERRUPTED
+        from qme.cli.picker import Cancelled
+
+        try:
+            task, name = _pick(queue, known, queue.get(streams=False) if args.last else None)
+        except Cancelled:
+            return EXIT_INTERRUPTED
     executor = executors.executor_class(task.executor, queue.settings.home)
     found = executor.actions.get(name)
     if found is None:
@@ -82,6 +98,28 @@ def _task(queue, target: str | None, known: list[str]):
             raise QmeError(f"there are no {target} tasks yet")
         return last[0]
     return queue.get(target, streams=False)
+
+
+def _pick(queue, known: list[str], task=None):
+    """(task, action name) chosen in pickers: a task among the recent ones whose
+    executor has actions (unless given), then one of its executor's actions."""
+    from qme import executors
+    from qme.cli.picker import RECENT, pick_one, task_titles
+
+    home = queue.settings.home
+    if task is None:
+        with_actions = [n for n in known if executors.executor_class(n, home).actions]
+        recent = [t for n in with_actions for t in queue.list(n, limit=RECENT)]
+        recent.sort(key=lambda t: t.started, reverse=True)
+        if not recent:
+            raise QmeError("no task has actions yet (shell tasks have none)")
+        task = pick_one(list(zip(task_titles(recent[:RECENT]), recent)), "Which task?")
+    actions = executors.executor_class(task.executor, home).actions
+    if not actions:
+        raise QmeError(f"task {task.short_id} is a {task.executor} task, which has no actions")
+    width = max(map(len, actions))
+    choices = [(f"{name:<{width}}  {a.description}", name) for name, a in actions.items()]
+    return task, pick_one(choices, f"Which action on {task.short_id} ({task.command})?")
 
 
 def _no_such_action(task, name: str, executor, known: list[str], home: str) -> QmeError:

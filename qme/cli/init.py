@@ -19,18 +19,24 @@ session); if qme cannot start, the shell starts as usual.
 # Start each new interactive terminal shell inside a session; when that session
 # ends, so does this shell (unless qme itself failed, then it carries on).
 AUTO = {
-    "bash": 'if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then '
+    "bash": "if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then "
     'command qme session --shell "$BASH" && exit; fi\n',
-    "zsh": 'if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then '
+    "zsh": "if [[ -z ${QME_SESSION-} && -t 0 && -t 1 ]]; then "
     'command qme session --shell "${commands[zsh]:-zsh}" && exit; fi\n',
-    "fish": "if status is-interactive; and not set -q QME_SESSION; and isatty stdin; "
-    "and isatty stdout\n    command qme session --shell (status fish-path); and exit\nend\n",
+    # `qme init fish --auto | source` runs this with the pipe as stdin (so test
+    # stdout, and give the session the terminal); `exit` there would only end the
+    # sourcing, so the shell leaves at its first prompt.
+    "fish": "if status is-interactive; and not set -q QME_SESSION; and isatty stdout\n"
+    "    command qme session --shell (status fish-path) </dev/tty\n"
+    "    and function __qme_leave --on-event fish_prompt; exit; end\nend\n",
 }
 
 
 def add_parser(subparsers, name):
     parser = subparsers.add_parser(
-        name, help="print the shell integration (bash, zsh, fish)", description=HELP,
+        name,
+        help="print the shell integration (bash, zsh, fish)",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("shell", choices=sorted(AUTO))

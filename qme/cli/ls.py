@@ -32,7 +32,10 @@ def add_parser(subparsers, name):
     )
     parser.add_argument("--until", type=point_in_time, metavar="TIME", help="started before TIME")
     parser.add_argument(
-        "--session", nargs="?", const="current", metavar="ID",
+        "--session",
+        nargs="?",
+        const="current",
+        metavar="ID",
         help="only commands typed in a shell session (qme on); without ID, this shell's",
     )
     parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")

@@ -12,8 +12,20 @@ EXIT_USAGE = 2
 # command -> the module in qme.cli that defines it
 COMMANDS = {
     name.replace("_", "-"): name
-    for name in ["run", "get", "ls", "search", "rerun", "clear", "config", "generate_key", "shell",
-                 "init", "session", "start"]
+    for name in [
+        "run",
+        "get",
+        "ls",
+        "search",
+        "rerun",
+        "clear",
+        "config",
+        "generate_key",
+        "shell",
+        "init",
+        "session",
+        "start",
+    ]
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"

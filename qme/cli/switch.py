@@ -25,17 +25,25 @@ def run(args) -> int:
     session = os.environ.get("QME_SESSION")
     if args.command == "on":
         if session:
-            print("qme: already in a qme session; load the shell integration "
-                  "(qme init) to pause and resume it", file=sys.stderr)
+            print(
+                "qme: already in a qme session; load the shell integration "
+                "(qme init) to pause and resume it",
+                file=sys.stderr,
+            )
             return 1
         from qme.cli.session import run as run_session
 
         args.shell = None
         return run_session(args)
     if session:
-        print(f"qme: this shell is in qme session {session}, but without the shell "
-              "integration loaded (qme init) it cannot be paused from here", file=sys.stderr)
+        print(
+            f"qme: this shell is in qme session {session}, but without the shell "
+            "integration loaded (qme init) it cannot be paused from here",
+            file=sys.stderr,
+        )
     else:
-        print("qme: not recording: this shell is not in a qme session ('qme on' starts one)",
-              file=sys.stderr)
+        print(
+            "qme: not recording: this shell is not in a qme session ('qme on' starts one)",
+            file=sys.stderr,
+        )
     return 0 if args.command == "status" else 1

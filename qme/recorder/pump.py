@@ -19,7 +19,8 @@ from collections.abc import Callable
 from qme.recorder.spawn import Child
 from qme.recorder.terminal import RawMode, copy_size
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024  # per read: under glibc's mmap threshold, so no mmap per read
+BURST_SIZE = 64 * 1024  # per poll wake-up and fd, then one write and one record
 QUIET_MS = 100  # once the command has exited, stop when its fds are idle this long
 POLL_MS_WITHOUT_SIGNALS = 50
 _SIGNAL_KEYS = (
@@ -37,9 +38,7 @@ Exit = namedtuple("Exit", "returncode signal rusage")
 
 
 class Pump:
-    def __init__(
-        self, child: Child, record: Callable[[str, bytes], bytes | None], store_busy=None
-    ):
+    def __init__(self, child: Child, record: Callable[[str, bytes], bytes | None], store_busy=None):
         """record(stream, data) sees every chunk of output first; if it returns bytes,
         those are shown instead of data."""
         self.child = child
@@ -69,6 +68,7 @@ class Pump:
     def run(self) -> Exit:
         try:
             self._install_signals()
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.child.sigmask)  # see spawn()
             self._loop()
             if self.status is None:
                 self._wait(block=True)
@@ -163,13 +163,13 @@ class Pump:
                 self._wait(block=False)
 
     def _read_output(self, fd: int) -> None:
-        """Read what fd has, up to READ_SIZE: a pty hands out about 4 KiB a read, and
+        """Read what fd has, up to BURST_SIZE: a pty hands out about 4 KiB a read, and
         one write and one record per burst rather than per read keeps qme's
         per-byte cost near that of `script`."""
         chunks, size, ended = [], 0, False
-        while size < READ_SIZE:
+        while size < BURST_SIZE:
             try:
-                data = os.read(fd, READ_SIZE - size)
+                data = os.read(fd, READ_SIZE)
             except BlockingIOError:
                 break
             except OSError:  # EIO: the pty's other side is gone

@@ -27,8 +27,24 @@ _PIPE_SIZE = 1 << 20
 # a terminal but the output is: `cat f | qme run less`), or None; input_fd: the
 # pty master that receives those keys; ptys: [(master, the user's terminal fd it
 # mirrors)]; own_session: the command leads its own session (it has a pty).
+# sigmask: the signal mask to restore once qme's handlers are in place (see spawn).
 # A named tuple rather than a dataclass: see qme/record.py.
-Child = namedtuple("Child", "pid reads keyboard input_fd ptys own_session")
+Child = namedtuple("Child", "pid reads keyboard input_fd ptys own_session sigmask")
+
+# Signals qme passes on (see pump.py): blocked from the fork until its handlers are
+# installed, so that one arriving in between is passed on rather than killing qme.
+HELD_SIGNALS = {
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTSTP,
+    signal.SIGCHLD,
+    signal.SIGWINCH,
+    signal.SIGCONT,
+}
 
 
 def _pipe() -> tuple[int, int]:
@@ -48,7 +64,9 @@ def _pty(mirror: int) -> tuple[int, int]:
 
 
 def spawn(
-    argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None,
+    argv: list[str],
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
     one_pty: bool = False,
 ) -> Child:
     """Start argv. one_pty puts stdin, stdout and stderr on a single pty where any
@@ -90,8 +108,10 @@ def spawn(
         close_in_parent.append(stderr)
 
     controlling = main[1] if main else (err[1] if err else None)
+    sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     pid = os.fork()
     if pid == 0:  # the child: only system calls from here on, then exec
+        signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
         _exec_child(argv, cwd, env, stdin, stdout, stderr, controlling)
     for fd in close_in_parent:
         os.close(fd)
@@ -103,6 +123,7 @@ def spawn(
         input_fd=None if keyboard is None else (main or err)[0],
         ptys=ptys,
         own_session=controlling is not None,
+        sigmask=sigmask,
     )
 
 

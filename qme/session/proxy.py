@@ -45,7 +45,7 @@ def launch(shell: str, kind: str, folder: str, env: dict[str, str]) -> list[str]
     if kind == "bash":
         rcfile = os.path.join(folder, "bashrc")
         with open(rcfile, "w") as handle:
-            handle.write(f'[ -f ~/.bashrc ] && . ~/.bashrc\n. {shlex.quote(hook)}\n')
+            handle.write(f"[ -f ~/.bashrc ] && . ~/.bashrc\n. {shlex.quote(hook)}\n")
         return [shell, "--rcfile", rcfile, "-i"]
     if kind == "zsh":
         # zsh reads $ZDOTDIR/.zshenv and .zshrc: ours source the user's, and let a
@@ -134,8 +134,13 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
         # Started after the fork: the child must not inherit a running thread.
         writer = StoreWriter(lambda: open_store(settings))
         cutter = CommandCutter(
-            writer, shell=shell, shell_pid=child.pid, session=session,
-            command_filter=command_filter, max_output=max_output, check_store=watch,
+            writer,
+            shell=shell,
+            shell_pid=child.pid,
+            session=session,
+            command_filter=command_filter,
+            max_output=max_output,
+            check_store=watch,
         )
         outcome = Pump(child, lambda stream, data: cutter.feed(data), writer.busy).run()
     error = cutter.close(outcome.returncode)
