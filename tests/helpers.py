@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+
+import pytest
+
+ON_CI = os.environ.get("CI") == "true"
 
 
 def ok(result) -> str:
@@ -41,3 +47,14 @@ def wait_for(predicate, timeout: float = 15, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def require_program(name: str) -> str:
+    """The program's path. Missing, it skips the test, but fails it under CI, where
+    scripts/test.sh has installed it."""
+    path = shutil.which(name)
+    if path is None:
+        if ON_CI:
+            pytest.fail(f"{name} is not installed (scripts/test.sh installs it)")
+        pytest.skip(f"{name} is not installed")
+    return path

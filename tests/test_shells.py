@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import require_program, wait_for
 
 ON_CI = os.environ.get("CI") == "true"
 try:
@@ -52,16 +53,6 @@ LIBS = {
     "lib.sh": 'LIBVAR=from-lib\nlibfn() { echo "libfn:$1"; }\n',
     "lib.fish": "set -g LIBVAR from-lib\nfunction libfn; echo libfn:$argv[1]; end\n",
 }
-
-
-def shell_path(kind: str) -> str:
-    """The program's path; a missing one skips the test (fails it on CI)."""
-    path = shutil.which(kind)
-    if path is None:
-        if ON_CI:
-            pytest.fail(f"{kind} is not installed (CI runs these tests with bash, zsh and fish)")
-        pytest.skip(f"{kind} is not installed")
-    return path
 
 
 class World:
@@ -123,13 +114,13 @@ class World:
     def session(self, kind: str, rc: str = "", env: dict | None = None, **kwargs) -> Shell:
         """`qme session --shell <kind>` with a prompt from the rc file."""
         self.write_rc(kind, rc)
-        argv = [sys.executable, "-m", "qme", "session", "--shell", shell_path(kind)]
+        argv = [sys.executable, "-m", "qme", "session", "--shell", require_program(kind)]
         return Shell(argv, {**self.env, **(env or {})}, self.home, **kwargs)
 
     def plain(self, kind: str, rc: str = "", env: dict | None = None, **kwargs) -> Shell:
         """The shell on its own, outside any session, reading only its rc file."""
         self.write_rc(kind, rc)
-        argv = [shell_path(kind), "-i"]
+        argv = [require_program(kind), "-i"]
         return Shell(argv, {**self.env, **(env or {})}, self.home, **kwargs)
 
 
@@ -209,22 +200,12 @@ def shells():
 
 @pytest.fixture(params=KINDS)
 def kind(request):
-    shell_path(request.param)
+    require_program(request.param)
     return request.param
 
 
 def commands(tasks) -> list[str]:
     return [t.command for t in tasks]
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_running(world: World, command: str):
@@ -584,7 +565,7 @@ FANCY = {
 def test_multiline_colour_and_right_prompts(world, shells, kind):
     rc, prompt = FANCY[kind]
     world.write_rc(kind, rc, base=False)
-    argv = [sys.executable, "-m", "qme", "session", "--shell", shell_path(kind)]
+    argv = [sys.executable, "-m", "qme", "session", "--shell", require_program(kind)]
     sh = Shell(argv, world.env, world.home, prompt=re.compile(prompt))
     shells.append(sh)
     assert sh.child.match.group(1) == b"0"
@@ -604,8 +585,8 @@ def test_multiline_colour_and_right_prompts(world, shells, kind):
 
 
 def test_full_screen_programs_work_and_are_not_recorded(world, shells, kind):
-    shell_path("vim")
-    shell_path("less")
+    require_program("vim")
+    require_program("less")
     (world.home / "notes.txt").write_text("".join(f"note {i}\n" for i in range(100)))
     sh = world.session(kind)
     shells.append(sh)
@@ -687,7 +668,7 @@ def test_qme_off_on_and_status(world, shells, kind):
 
 
 def test_bash_lines_kept_out_of_history_are_not_recorded(world, shells):
-    shell_path("bash")
+    require_program("bash")
     sh = world.session("bash", rc="HISTCONTROL=ignoreboth\n")
     shells.append(sh)
     sh.run('echo "d""up"', "dup")
@@ -711,7 +692,7 @@ BASH_SETTINGS = {
 def test_bash_hooks_keep_user_settings(world, shells, setting):
     """The user's own PROMPT_COMMAND (string or array) and PS0 go on working, and
     what PS0 prints is not recorded as the command's output."""
-    shell_path("bash")
+    require_program("bash")
     sh = world.session("bash", rc=BASH_SETTINGS[setting])
     shells.append(sh)
     if setting == "nounset":
@@ -731,8 +712,8 @@ NESTED = [("zsh", "bash"), ("bash", "fish")]
 
 @pytest.mark.parametrize(("outer", "inner"), NESTED, ids=[f"{o}-{i}" for o, i in NESTED])
 def test_a_shell_started_inside_is_one_task(world, shells, outer, inner):
-    shell_path(outer)
-    shell_path(inner)
+    require_program(outer)
+    require_program(inner)
     hook = HOOKS / f"qme.{inner}"
     load = f"source {hook}\n"
     (world.home / RC_FILE[inner]).write_text(BASE_RC[inner].replace(PROMPT, "IN> ") + load)
@@ -788,11 +769,11 @@ def test_broken_store_warns_once_and_the_shell_works_on(world, shells, kind, how
 
 
 def test_unusable_qme_home_stops_the_session_before_the_shell(world):
-    shell_path("bash")
+    require_program("bash")
     world.qme_home.parent.mkdir(parents=True, exist_ok=True)
     world.qme_home.write_text("not a folder\n")
     sh = Shell(
-        [sys.executable, "-m", "qme", "session", "--shell", shell_path("bash")],
+        [sys.executable, "-m", "qme", "session", "--shell", require_program("bash")],
         world.env,
         world.home,
         wait=False,
@@ -847,7 +828,7 @@ def plain_shell(world: World, kind: str, path: str | None = None) -> Shell:
     env = dict(world.env)
     if path is not None:
         env["PATH"] = path
-    sh = Shell([shell_path(kind), *PLAIN[kind]], env, world.home, wait=False)
+    sh = Shell([require_program(kind), *PLAIN[kind]], env, world.home, wait=False)
     sh.run(SET_PROMPT[kind])
     return sh
 
@@ -892,7 +873,7 @@ def test_qme_on_starts_a_nested_session_and_exit_returns(world, shells, kind):
     if kind == "zsh":  # started by name, as a login shell is: argv[0] is "-zsh"
         argv = ["bash", "-c", "exec -a -zsh zsh -f -i"]
     else:
-        argv = [shell_path(kind), *PLAIN[kind]]
+        argv = [require_program(kind), *PLAIN[kind]]
     world.write_rc(kind)
     sh = Shell(argv, world.env, world.home, wait=False)
     shells.append(sh)
@@ -909,9 +890,9 @@ def test_qme_on_starts_a_nested_session_and_exit_returns(world, shells, kind):
 
 
 def test_qme_on_without_the_hooks_starts_a_session(world, shells):
-    shell_path("bash")
+    require_program("bash")
     world.write_rc("bash")
-    env = {**world.env, "SHELL": shell_path("bash")}
+    env = {**world.env, "SHELL": require_program("bash")}
     sh = Shell(["bash", "--norc", "-i"], env, world.home, wait=False)
     shells.append(sh)
     sh.run(SET_PROMPT["bash"])
@@ -933,7 +914,7 @@ AUTO = {
 
 
 def test_init_auto_records_every_new_shell(world, shells, kind, request):
-    shell_path(kind)
+    require_program(kind)
     sh = world.plain(kind, rc=AUTO[kind])
     shells.append(sh)
     recording = re.search(STATUS_RE, sh.run("qme status"))
@@ -945,7 +926,7 @@ def test_init_auto_records_every_new_shell(world, shells, kind, request):
 
 
 def test_init_auto_without_qme_on_path_starts_the_shell_as_usual(world, shells, kind):
-    shell_path(kind)
+    require_program(kind)
     sh = world.plain(kind, rc=AUTO[kind], env={"PATH": "/usr/bin:/bin"})
     shells.append(sh)
     sh.run("qme status", "not found|Unknown command")  # the hooks are not loaded
@@ -960,16 +941,16 @@ def test_init_auto_without_qme_on_path_starts_the_shell_as_usual(world, shells, 
 def test_hook_files_parse(kind):
     hook = str(HOOKS / f"qme.{kind}")
     check = {
-        "bash": [shell_path("bash"), "-n", hook],
-        "zsh": [shell_path("zsh"), "-n", hook],
-        "fish": [shell_path("fish"), "--no-execute", hook],
+        "bash": [require_program("bash"), "-n", hook],
+        "zsh": [require_program("zsh"), "-n", hook],
+        "fish": [require_program("fish"), "--no-execute", hook],
     }[kind]
     result = subprocess.run(check, capture_output=True, text=True, timeout=10)
     assert result.returncode == 0 and not result.stderr, result.stderr
 
 
 def test_shellcheck_passes_on_the_bash_hooks():
-    shellcheck = shell_path("shellcheck")
+    shellcheck = require_program("shellcheck")
     result = subprocess.run(
         [shellcheck, "--shell=bash", str(HOOKS / "qme.bash")], capture_output=True, text=True
     )

@@ -7,7 +7,6 @@ back from the real SQLite store.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import last_task, require_program, wait_for
 
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent
-ON_CI = os.environ.get("CI") == "true"
 TIMEOUT = 15
 
 
@@ -56,16 +55,6 @@ def finish(child) -> int:
     return child.exitstatus
 
 
-def last_task(qme_home):
-    from qme import Queue
-
-    queue = Queue(config_dir=qme_home)
-    try:
-        return queue.get()
-    finally:
-        queue.close()
-
-
 def _task_or_none(qme_home):
     from qme.errors import QmeError
 
@@ -73,16 +62,6 @@ def _task_or_none(qme_home):
         return last_task(qme_home)
     except QmeError:
         return None
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def interactive_bash():
@@ -378,17 +357,8 @@ def test_stdin_pipe_stdout_terminal(qme_home):
 # -- full-screen programs ---------------------------------------------------------------
 
 
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        if ON_CI:
-            pytest.fail(f"{program} is not installed (scripts/test.sh installs it)")
-        pytest.skip(f"{program} is not installed")
-    return path
-
-
 def test_less_pages_a_file_and_quits(qme_home, tmp_path):
-    _require("less")
+    require_program("less")
     text = tmp_path / "long.txt"
     text.write_text("".join(f"line number {i}\n" for i in range(1, 201)))
     child = spawn_qme("less", str(text), rows=20, cols=60)
@@ -404,7 +374,7 @@ def test_less_pages_a_file_and_quits(qme_home, tmp_path):
 
 
 def test_vim_edits_a_file(qme_home, tmp_path):
-    _require("vim")
+    require_program("vim")
     target = tmp_path / "edited.txt"
     child = spawn_qme("vim", "-u", "NONE", "-i", "NONE", "-N", "-n", str(target))
     child.expect_exact("edited.txt")
@@ -421,7 +391,7 @@ def test_vim_edits_a_file(qme_home, tmp_path):
 def test_pager_reading_keys_from_stderrs_terminal(qme_home):
     # less reads keys from the terminal of its stderr (ttyname(2)), here through a
     # pipe on stdin as under `git log` or `man`.
-    _require("less")
+    require_program("less")
     child = spawn_qme("sh", "-c", "seq -f 'row %g' 1 300 | less", rows=20, cols=60)
     child.expect_exact("row 19")
     child.send(" ")
@@ -436,7 +406,7 @@ def test_pager_reading_keys_from_stderrs_terminal(qme_home):
 @pytest.mark.parametrize("program", ["vim", "less"])
 def test_ctrl_z_in_a_full_screen_program(qme_home, tmp_path, program):
     # vim and less handle Ctrl-Z themselves (restore the screen, then stop).
-    _require(program)
+    require_program(program)
     target = tmp_path / "file.txt"
     target.write_text("".join(f"text line {i}\n" for i in range(1, 100)))
     argv = ["vim", "-u", "NONE", "-i", "NONE", "-N", "-n"] if program == "vim" else ["less"]
@@ -485,7 +455,7 @@ def test_no_process_of_the_commands_session_outlives_it(qme_home):
 
 
 def test_pager_on_piped_input_still_reads_the_keyboard(qme_home, tmp_path):
-    _require("less")
+    require_program("less")
     text = tmp_path / "long.txt"
     text.write_text("".join(f"line number {i}\n" for i in range(1, 201)))
     shell = interactive_bash()
