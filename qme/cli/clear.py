@@ -48,8 +48,8 @@ def describe(tasks: list[Task]) -> str:
 
 def run(args) -> int:
     from qme import executors
-    from qme.cli import EXIT_INTERRUPTED, make_queue
-    from qme.cli.picker import Cancelled, interactive
+    from qme.cli import make_queue
+    from qme.cli.picker import interactive
 
     given = [bool(args.target), args.last, args.all]
     if sum(given) > 1:
@@ -61,10 +61,7 @@ def run(args) -> int:
     if picking:
         from qme.cli.picker import pick_task
 
-        try:
-            tasks = pick_task(queue, multiple=True, prompt="Delete which tasks?")
-        except Cancelled:
-            return EXIT_INTERRUPTED
+        tasks = pick_task(queue, multiple=True, prompt="Delete which tasks?")
         what, targets = describe(tasks), [task.id for task in tasks]
     elif args.last:
         task = queue.get(streams=False)

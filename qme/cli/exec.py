@@ -65,13 +65,7 @@ def run(args) -> int:
         *target, name = positional
         task = _task(queue, target[0] if target else None, known)
     else:  # nothing given, on a terminal: pick
-        from qme.cli import EXIT_INTERRUPTED
-        from qme.cli.picker import Cancelled
-
-        try:
-            task, name = _pick(queue, known, queue.get(streams=False) if args.last else None)
-        except Cancelled:
-            return EXIT_INTERRUPTED
+        task, name = _pick(queue, known, queue.get(streams=False) if args.last else None)
     executor = executors.executor_class(task.executor, queue.settings.home)
     found = executor.actions.get(name)
     if found is None:

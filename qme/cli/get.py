@@ -28,20 +28,12 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme.cli import EXIT_INTERRUPTED, make_queue
-    from qme.cli.picker import Cancelled, interactive
+    from qme.cli import make_queue
+    from qme.cli.picker import given_or_picked
     from qme.cli.render import print_json
 
     queue = make_queue(args)
-    task_id = args.id
-    if task_id is None and not args.last and interactive():
-        from qme.cli.picker import pick_task
-
-        try:
-            task_id = pick_task(queue, prompt="Show which task?").id
-        except Cancelled:
-            return EXIT_INTERRUPTED
-    task = queue.get(task_id)
+    task = queue.get(given_or_picked(queue, args, "Show which task?"))
     if args.output or args.error:
         sys.stdout.flush()
         sys.stdout.buffer.write(task.output if args.output else task.error)

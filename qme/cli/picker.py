@@ -5,8 +5,8 @@ are terminals (see `interactive`); otherwise they act on the last task, as Queue
 did. questionary (and prompt_toolkit under it) is imported only when a picker is
 shown, so `qme run` and every non-interactive use stay free of it.
 
-Leaving a picker (Ctrl-C or Escape) raises `Cancelled`; commands turn it into exit
-status 130 with nothing changed.
+Leaving a picker (Ctrl-C or Escape) raises `Cancelled`, a KeyboardInterrupt: the CLI exits
+with status 130 and nothing has changed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ ONE_HELP = "(↑/↓ to move, type to filter, Enter to choose, Esc to cancel)"
 MANY_HELP = "(↑/↓ to move, Space to mark, type to filter, Enter to confirm, Esc to cancel)"
 
 
-class Cancelled(Exception):
-    """The user left a picker (Ctrl-C or Escape) without choosing."""
+class Cancelled(KeyboardInterrupt):
+    """The user left a picker (Ctrl-C or Escape) without choosing: like Ctrl-C
+    anywhere else, the CLI exits with 130."""
 
 
 def interactive() -> bool:
@@ -92,6 +93,14 @@ def pick_task(
     if multiple:
         return pick_many(choices, prompt or "Which tasks?")
     return pick_one(choices, prompt or "Which task?")
+
+
+def given_or_picked(queue: Queue, args, prompt: str) -> str | None:
+    """args.id; or, when none is given on a terminal and not --last, the id of a
+    task picked from the recent ones (None means the last task)."""
+    if args.id is None and not args.last and interactive():
+        return pick_task(queue, prompt=prompt).id
+    return args.id
 
 
 def task_titles(tasks: Sequence[Task], now: float | None = None) -> list[str]:

@@ -21,17 +21,10 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme.cli import EXIT_INTERRUPTED, make_queue
-    from qme.cli.picker import Cancelled, interactive
+    from qme.cli import make_queue
+    from qme.cli.picker import given_or_picked
 
     queue = make_queue(args)
-    task_id = args.id
-    if task_id is None and not args.last and interactive():
-        from qme.cli.picker import pick_task
-
-        try:
-            task_id = pick_task(queue, prompt="Rerun which task?").id
-        except Cancelled:
-            return EXIT_INTERRUPTED
+    task_id = given_or_picked(queue, args, "Rerun which task?")
     task = queue.rerun(task_id, message=args.run_message or args.message, here=args.here)
     return task.returncode
