@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SACCT_FORMAT = "jobid,jobname,partition,alloccpus,elapsed,state,exitcode,nodelist"
 DEFAULT_REFRESH_SECONDS = "5"
+SETTLE = 30.0  # at most this long after a job's end, wait for its exit codes
 ACTIVE = (PENDING, RUNNING)
 # Worst first: an array is failed if one element failed, then timeout, cancelled…
 ARRAY_PRECEDENCE = ("running", "pending", "failed", "timeout", "cancelled", "complete")
@@ -259,6 +260,16 @@ def _resolve_files(task: Task, node: str | None = None) -> None:
     data["errorfile"] = sbatch.expand(data["error_pattern"], fields)
 
 
+def _exit_code_pending(rows: list[dict]) -> bool:
+    """Accounting can list an element as FAILED a moment before its exit code is
+    in (still 0:0): a FAILED row always has a non-zero one once it is."""
+    return any(
+        row.get("state", "").split()[0] == "FAILED"
+        and scheduler.exit_status(row.get("exitcode"))[0] in (None, 0)
+        for row in rows
+    )
+
+
 def _apply(task: Task, rows: list[dict] | None, now: float) -> None:
     """Set the task's status (and, once the job has ended, its exit and end) from
     Slurm's rows for its job; a job Slurm does not know makes the task lost."""
@@ -302,6 +313,8 @@ def _apply(task: Task, rows: list[dict] | None, now: float) -> None:
         if "%N" in data.get("output_pattern", "") + data.get("error_pattern", ""):
             _resolve_files(task, sbatch.first_node(row.get("nodelist")))
     data["job"] = job
+    if status not in ACTIVE and end and now - end < SETTLE and _exit_code_pending(rows):
+        status = task.status if task.status in ACTIVE else RUNNING  # ask again next read
     task.status = status
     if status in ACTIVE:
         task.returncode = task.signal = task.ended = None
