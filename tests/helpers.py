@@ -49,12 +49,17 @@ def wait_for(predicate, timeout: float = 15, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def unavailable(reason: str):
+    """Skip a test whose component is missing, but fail it under CI, where
+    scripts/test.sh installs (and starts) every component the tests need."""
+    if ON_CI:
+        pytest.fail(f"{reason} (scripts/test.sh provides it under CI)")
+    pytest.skip(reason)
+
+
 def require_program(name: str) -> str:
-    """The program's path. Missing, it skips the test, but fails it under CI, where
-    scripts/test.sh has installed it."""
+    """The program's path; see unavailable() for when it is missing."""
     path = shutil.which(name)
     if path is None:
-        if ON_CI:
-            pytest.fail(f"{name} is not installed (scripts/test.sh installs it)")
-        pytest.skip(f"{name} is not installed")
+        unavailable(f"{name} is not installed")
     return path

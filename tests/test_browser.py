@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import unavailable
 from test_web import HOSTILE, Dashboard, record, wait_for
 
 from qme import Queue
@@ -34,13 +35,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 8000
-
-
-def unavailable(reason: str):
-    # Under CI a missing browser is a broken set-up, never a reason to pass.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (scripts/test.sh installs it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

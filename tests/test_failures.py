@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
-ON_CI = os.environ.get("CI") == "true"
 IS_ROOT = os.geteuid() == 0
 WARNING = "qme: warning: this command was not recorded: "
 # The command every test runs: some output on both streams and an exit code of its own.
@@ -68,9 +68,7 @@ def assert_ran_and_warned_once(result, *reasons: str) -> str:
 
 def require_root(what: str) -> None:
     if not IS_ROOT:
-        if ON_CI:
-            pytest.fail(f"CI runs as root; {what} needs root")
-        pytest.skip(f"{what} needs root")
+        unavailable(f"{what} needs root (CI runs as root)")
 
 
 # -- where the store cannot be -----------------------------------------------------------

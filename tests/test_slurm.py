@@ -17,7 +17,7 @@ from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from helpers import ok, one_error_line
+from helpers import ok, one_error_line, unavailable
 
 from qme.executors.slurm import scheduler
 
@@ -32,12 +32,6 @@ def answers() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
-
-
-def unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"no Slurm on the CI machine: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

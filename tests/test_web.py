@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from urllib.request import Request, urlopen
 
 import pytest
+from helpers import wait_for
 from test_store_contract import make_task
 
 from qme import Queue, executors
@@ -426,16 +427,6 @@ def test_errors_and_responses_carry_the_security_headers(client):
 
 
 # -- actions --------------------------------------------------------------------------------
-
-
-def wait_for(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_delete_refuses_a_running_task_and_tells_every_page(queue, client):
