@@ -156,9 +156,15 @@ def time_commands(cmds: list[Cmd], runs: int, warmup: int = 1) -> dict[str, Timi
 
 
 _RSS_PROBE = """
-import resource, subprocess, sys
+import ctypes, os, resource, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans are ours to wait for
 subprocess.run(sys.argv[2:] if sys.argv[1] == "argv" else sys.argv[2], shell=sys.argv[1] == "sh",
                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:  # qme's writer child, which outlives qme
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
@@ -167,7 +173,9 @@ def peak_rss_kib(cmd: Cmd) -> int:
     """Peak resident memory (KiB) of the biggest process in cmd's tree.
 
     A fresh Python runs the command and reads getrusage(RUSAGE_CHILDREN), which
-    covers every descendant that was waited for (the probe itself is not counted)."""
+    covers every descendant that was waited for (the probe itself is not counted);
+    as a child subreaper it also waits for descendants that outlive their parent
+    (qme's writer child, which finishes the record after qme has exited)."""
     how = ["sh", cmd.argv] if isinstance(cmd.argv, str) else ["argv", *cmd.argv]
     out = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, *how],

@@ -1,3 +1,3 @@
-from qme.cli import main
+from qme.cli import launch
 
-raise SystemExit(main())
+launch()

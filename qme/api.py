@@ -5,7 +5,6 @@ The CLI and the dashboard are thin layers over this class.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import time
@@ -14,45 +13,12 @@ from collections.abc import Sequence
 from qme import console, executors
 from qme.config import OPTIONS, Settings, parse_size
 from qme.errors import AmbiguousTask, ConfigError, NoSuchTask, QmeError
+from qme.origin import command_line, current_directory, current_user, hostname
 from qme.store import SearchHit, Store, TaskQuery, describe, open_store
 from qme.task import STREAMS, Task, new_uuid4
 from qme.text import words
 
-# A lone argument with any of these is a shell line: `qme run "ls | wc -l"`.
-SHELL_SYNTAX = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~={}")
 TASK_ID_CHARS = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def command_line(command: str | Sequence[str]) -> tuple[list[str], str]:
-    """(argv to execute, command as the user wrote it)."""
-    parts = [command] if isinstance(command, str) else list(command)
-    if not parts or not parts[0].strip():
-        raise QmeError("no command given")
-    if len(parts) == 1 and SHELL_SYNTAX.intersection(parts[0]):
-        shell = os.environ.get("SHELL") or "/bin/sh"
-        return [shell, "-c", parts[0]], parts[0]
-    import shlex
-
-    return parts, shlex.join(parts)
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def current_directory() -> str:
-    """The working directory; where it was ($PWD) if it has since been deleted."""
-    try:
-        return os.getcwd()
-    except FileNotFoundError:
-        return os.environ.get("PWD") or "."
-
-
-def hostname() -> str:
-    return os.uname().nodename
 
 
 class Queue:
@@ -71,13 +37,24 @@ class Queue:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from qme import pending
+            from qme.store import spool
+
+            pending.wait(self.settings.home)  # records `qme run` has yet to write
             self._store = open_store(self.settings)
+            spool.deliver_or_warn(self.settings.home, self._store)
         return self._store
 
     @property
     def database(self) -> str:
-        """The store's kind: sqlite or filesystem."""
+        """The store's kind: sqlite, filesystem, postgresql or mysql."""
         return describe(self.settings)[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def close(self) -> None:
         if self._store is not None:
@@ -104,6 +81,8 @@ class Queue:
 
     def _run(self, argv, text, *, message, executor, cwd, rerun_of=None) -> Task:
         from qme.recorder import record
+        from qme.recorder.hooks import ExecutorHooks
+        from qme.store.writer import StoreWriter
 
         chosen = (
             executors.get(executor, self.settings)
@@ -122,14 +101,15 @@ class Queue:
             message=message,
             rerun_of=rerun_of,
         )
-        chosen.prepare(task)
+        hooks = ExecutorHooks(chosen)
+        hooks.prepare(task)
         try:
             limit = self.settings.max_output
         except ConfigError:  # reported by the store, which reads the same file
             limit = parse_size(OPTIONS["max_output"].default)
-        error = record(task, lambda: open_store(self.settings), limit, chosen, chdir=cwd)
-        if error:
-            console.warn(f"this command was not recorded: {error}")
+        writer = StoreWriter(lambda: open_store(self.settings), self.settings.home)
+        if record(task, writer, limit, hooks, chdir=cwd):
+            console.warn(writer.message())
         task.queue = self
         return task
 
@@ -190,19 +170,24 @@ class Queue:
         until: float | None = None,
         limit: int | None = None,
         session: str | None = None,
+        host: str | None = None,
+        user: str | None = None,
         newest_first: bool = True,
         offset: int = 0,
     ) -> list[Task]:
         """Tasks (without their output), newest first unless told otherwise; the
-        first offset of them skipped (paging)."""
+        first offset of them skipped (paging). host and user: recorded on that
+        machine, by that user (a store shared by many)."""
         if executor is not None:
             executors.executor_class(executor)  # unknown names are an error
-        query = TaskQuery(executor, status, cwd, since, until, limit, session, offset)
+        query = TaskQuery(
+            executor, status, cwd, since, until, limit, session, offset, host=host, user=user
+        )
         return self._attach(self.store.list(query, newest_first=newest_first))
 
     def count(self, executor: str | None = None, *, limit: int | None = None, **filters) -> int:
         """How many tasks list() would give with the same filters (status=, cwd=,
-        since=, until=, session=), counting at most limit (a cap that keeps counting
+        since=, until=, session=, host=, user=), counting at most limit (a cap that keeps counting
         cheap on huge stores)."""
         if executor is not None:
             executors.executor_class(executor)  # unknown names are an error
@@ -224,6 +209,12 @@ class Queue:
         """A cheap value that changes when another process changes the store (None
         when the store cannot tell, and must be polled)."""
         return self.store.data_version()
+
+    def listen(self):
+        """A listener whose wait(timeout) returns True as soon as another process
+        announces a change (PostgreSQL's LISTEN/NOTIFY), or None when the store
+        cannot announce changes and data_version() must be polled."""
+        return self.store.listen()
 
     def search(
         self,
@@ -254,6 +245,32 @@ class Queue:
         if target in executors.names():
             return self.store.clear(target)
         return self.store.delete([self.resolve(target)])
+
+    def export(
+        self,
+        out,
+        executor: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        as_json: bool = False,
+    ) -> int:
+        """Write the tasks (of one executor, started in a time range), with every
+        field and their output, to the text file out, oldest first: JSON Lines, or
+        one JSON document with as_json. Returns how many (see qme/transfer.py)."""
+        from qme import transfer
+
+        if executor is not None:
+            executors.executor_class(executor)  # unknown names are an error
+        query = TaskQuery(executor, since=since, until=until)
+        return transfer.export(self.store, out, query, as_json=as_json)
+
+    def import_from(self, source, *, replace: bool = False):
+        """Add the tasks of an export (a text file or lines) as they were; tasks
+        already in the store are skipped, or replaced. Returns (added, skipped)."""
+        from qme import transfer
+
+        return transfer.import_tasks(self.store, transfer.read_export(source), replace)
 
     def _attach(self, tasks: list[Task]) -> list[Task]:
         """Give tasks their queue, and let each executor bring the status of its

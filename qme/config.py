@@ -9,7 +9,6 @@ command.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 from qme import console
 from qme.errors import ConfigError
@@ -19,19 +18,27 @@ GENERAL_SECTION = "DEFAULT"
 EXECUTOR_SECTION_PREFIX = "executor."
 
 
-Option = namedtuple("Option", "env default help")
+class Option:
+    """A general setting: its environment variable, default and help (a plain
+    class: `collections` costs `qme run` more start-up time than it is worth)."""
+
+    __slots__ = ("env", "default", "help")
+
+    def __init__(self, env: str, default: str, help: str):
+        self.env, self.default, self.help = env, default, help
 
 
 OPTIONS: dict[str, Option] = {
     "database": Option(
         "QME_DATABASE",
         "sqlite",
-        "store: sqlite, sqlite://FILE, filesystem (later: postgresql, mysql+pymysql)",
+        "store: sqlite, sqlite://FILE, filesystem, postgresql, mysql+pymysql (or a full URL)",
     ),
     "database_string": Option(
         "QME_DATABASE_STRING",
         "",
-        "sqlite: file name in QME_HOME (default qme.db); filesystem: folder (default database)",
+        "sqlite: file name in QME_HOME (default qme.db); filesystem: folder (default "
+        "database); postgresql, mysql: user:password@host/dbname",
     ),
     "max_output": Option(
         "QME_MAX_OUTPUT",
@@ -188,6 +195,9 @@ def _read_file(path: str) -> dict[str, dict[str, str]]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    simple = _read_simple(text)
+    if simple is not None:
+        return simple
     parser = _parser()
     try:
         parser.read_string(text, source=path)
@@ -195,6 +205,32 @@ def _read_file(path: str) -> dict[str, dict[str, str]]:
         reason = str(exc).splitlines()[0]
         raise ConfigError(f"cannot read {path}: {reason}") from None
     return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+def _read_simple(text: str) -> dict[str, dict[str, str]] | None:
+    """The sections of a file made only of `[section]`, `key = value`, comments and
+    blank lines (what `qme config` writes), read as configparser would, without
+    importing it; None for anything else, which configparser reads (and judges)."""
+    sections: dict[str, dict[str, str]] = {}
+    current = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0].isspace():
+            return None  # a continuation line
+        if stripped[0] == "[" and stripped[-1] == "]" and "]" not in stripped[1:-1]:
+            name = stripped[1:-1]
+            if name in sections or name == "\0none":
+                return None
+            current = sections[name] = {}
+            continue
+        key, equals, value = stripped.partition("=")
+        key = key.strip().lower()
+        if current is None or not equals or not key or ":" in key or key in current:
+            return None
+        current[key] = value.strip()
+    return sections
 
 
 def _write_file(path: str, values: dict[str, dict[str, str]]) -> None:

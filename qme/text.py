@@ -41,3 +41,26 @@ def word_pattern(word: str) -> re.Pattern:
     start when it ends in '*'; case-insensitive."""
     end = "" if word.endswith("*") else r"(?![^\W_])"
     return re.compile(r"(?<![^\W_])" + re.escape(word.rstrip("*")) + end, re.IGNORECASE)
+
+
+def plain_words(text: str) -> str:
+    """text's words as words() finds them, diacritics removed, one space apart: what
+    a server's full-text parser is given, so that it splits words as FTS5 does."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    if not decomposed.isascii():
+        decomposed = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_WORD.findall(decomposed))
+
+
+def first_match(texts: dict[str, str], patterns: list[re.Pattern]) -> tuple[str, str] | None:
+    """(field, line) of the first line of texts (field -> text) that a pattern
+    matches, with \x02 … \x03 around each match; None when none does."""
+    for field, text in texts.items():
+        for line in text.splitlines():
+            if any(p.search(line) for p in patterns):
+                for p in patterns:
+                    line = p.sub(lambda m: f"\x02{m.group(0)}\x03", line)
+                return field, line
+    return None

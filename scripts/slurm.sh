@@ -34,32 +34,10 @@ answers() {
     timeout 10 sinfo -h -o %T >/dev/null 2>&1
 }
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=scripts/packages.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/packages.sh"
 
-install_packages() {
-    local missing=()
-    for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] ||
-            missing+=("${pair#*:}")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-        as_root apt-get update -qq >/dev/null 2>&1
-        as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    }
-}
-
-wait_for() { # wait_for SECONDS WHAT COMMAND...
-    local seconds=$1 what=$2
-    shift 2
-    for _ in $(seq $((seconds * 10))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    die "$what did not come up within ${seconds}s (logs in $DIR)"
-}
+WAIT_HINT=" (logs in $DIR)"
 
 started() { echo "$1 $2" >>"$STARTED"; }
 

@@ -31,8 +31,16 @@ unset PYTHONDONTWRITEBYTECODE
 # (scripts/slurm.sh start does nothing then, and stop leaves it alone). It is
 # stopped however pytest ends; without root it cannot start, and those tests skip
 # (or fail, under CI=true).
-trap 'bash scripts/slurm.sh stop || true' EXIT
+# PostgreSQL and MariaDB for the SQL stores' tests likewise (scripts/sqlservers.sh:
+# installs postgresql and mariadb-server when missing, creates the test user and
+# database; servers already up are used and left running). One trap stops all.
+trap 'bash scripts/sqlservers.sh stop || true; bash scripts/slurm.sh stop || true' EXIT
 bash scripts/slurm.sh start || echo "test.sh: warning: could not start Slurm" >&2
+bash scripts/sqlservers.sh start || echo "test.sh: warning: could not start the SQL servers" >&2
+# Podman for tests/test_containers.py (scripts/podman.sh: installs podman, buildah,
+# debootstrap & co when missing, writes its containers.conf under .podman/, builds
+# a local Debian + Python base image once; nothing runs in the background).
+bash scripts/podman.sh setup || echo "test.sh: warning: could not set up podman" >&2
 
 # pytest exits 5 when it collects no test: that fails this script too.
 status=0

@@ -12,6 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sql_databases():
+    """Drop the schemas and databases the SQL-store tests made (tests/sqlservers.py)."""
+    yield
+    import sqlservers
+
+    sqlservers.drop_all()
+
+
 @pytest.fixture(autouse=True)
 def qme_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "qme-home"

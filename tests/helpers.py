@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -63,3 +65,32 @@ def require_program(name: str) -> str:
     if path is None:
         unavailable(f"{name} is not installed")
     return path
+
+
+class HeldRun:
+    """`qme run` of a command that prints 'first', waits until released, prints
+    'second' and exits 3: for breaking the store in the middle of a run."""
+
+    def __init__(self, tmp_path, env: dict[str, str]):
+        self.go = tmp_path / "go"
+        script = f"echo first; while [ ! -e {self.go} ]; do sleep 0.02; done; echo second; exit 3"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qme", "run", "sh", "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+
+    def release(self) -> bytes:
+        """Let the command finish; its stderr (qme's warnings), once it exited 3."""
+        self.go.touch()
+        out, err = self.proc.communicate(timeout=60)
+        assert (self.proc.returncode, out) == (3, b"first\nsecond\n"), err
+        return err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import last_task
 
 from qme.errors import AmbiguousTask, NoSuchTask, QmeError
 
@@ -90,7 +91,7 @@ def test_search_newest_first_or_ranked(queue):
 def test_hot_path_imports_only_the_standard_library(qme_home):
     code = (
         "import sys; before = set(sys.modules); from qme.cli import main; main(['run', 'true']);"
-        "import json; print(json.dumps(sorted(set(sys.modules) - before)))"
+        "after = sorted(set(sys.modules) - before); import json; print(json.dumps(after))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
@@ -98,3 +99,24 @@ def test_hot_path_imports_only_the_standard_library(qme_home):
     top = {name.split(".")[0] for name in json.loads(result.stdout)}
     outside = sorted(top - set(sys.stdlib_module_names) - {"qme", "__main__"})
     assert outside == [], f"qme run imported {outside}"
+    # The store, its thread and the executor registry are the writer child's work
+    # (qme/recorder/handoff.py); these cost the command's start-up milliseconds.
+    heavy = {"sqlite3", "threading", "json", "re", "enum", "collections", "argparse", "typing"}
+    assert sorted(top & heavy) == [], f"qme run imported {sorted(top & heavy)}"
+    assert last_task(qme_home).status == "complete"  # written by the child, waited for
+
+
+@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+def test_sqlite_and_files_never_import_sqlalchemy_or_drivers(qme_home, database):
+    code = (
+        "import sys; from qme.cli import main; main(['run', 'echo', 'hi']); main(['ls']);"
+        "main(['search', 'hi']); main(['get', '--last']); main(['config']);"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'psycopg', "
+        "'pymysql'}))"
+    )
+    env = {**os.environ, "QME_DATABASE": database}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert "hi" in result.stdout  # the commands ran
+    assert result.stdout.splitlines()[-1] == "[]"

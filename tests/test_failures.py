@@ -1,6 +1,7 @@
 """When the store fails, `qme run` still runs the command to the end with its own exit
-code, and says so in one warning line on stderr (no traceback). A recorder that dies
-leaves its task `lost`.
+code, and says so in one warning line on stderr (no traceback): the record waits in
+the spool and is delivered once the store works again, or, when even the spool
+cannot be written, is lost. A recorder that dies leaves its task `lost`.
 
 Real failures only: a read-only home, a file where the home should be, a database
 that is not SQLite, a database locked by another process, a full disk (a small
@@ -26,7 +27,8 @@ from helpers import unavailable
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
 IS_ROOT = os.geteuid() == 0
-WARNING = "qme: warning: this command was not recorded: "
+LOST = "qme: warning: this command was not recorded: "
+SPOOLED = "qme: warning: could not write to the store ("
 # The command every test runs: some output on both streams and an exit code of its own.
 COMMAND = ["sh", "-c", "echo ran; echo oops >&2; exit 4"]
 
@@ -49,9 +51,9 @@ def run_qme(*args: str, env: dict | None = None, prefix=(), python=None, timeout
     )
 
 
-def assert_ran_and_warned_once(result, *reasons: str) -> str:
+def assert_ran_and_warned_once(result, *reasons: str, spooled: bool = True) -> str:
     """The command ran (its output, its exit code), and qme added exactly one
-    warning line on stderr; returns that line."""
+    warning line on stderr, saying the record is spooled (or lost); returns it."""
     stderr = result.stderr.decode(errors="replace")
     assert "Traceback" not in stderr, stderr
     assert result.returncode == 4, stderr
@@ -59,7 +61,7 @@ def assert_ran_and_warned_once(result, *reasons: str) -> str:
     lines = stderr.splitlines()
     warnings = [line for line in lines if line.startswith("qme:")]
     assert len(warnings) == 1, stderr
-    assert warnings[0].startswith(WARNING), stderr
+    assert warnings[0].startswith(SPOOLED if spooled else LOST), stderr
     assert sorted(lines) == sorted(["oops", warnings[0]]), stderr
     for reason in reasons:
         assert reason in warnings[0], warnings[0]
@@ -78,14 +80,28 @@ def test_home_is_a_regular_file(tmp_path):
     home = tmp_path / "not-a-directory"
     home.write_text("just a file\n")
     result = run_qme("run", *COMMAND, env={"QME_HOME": str(home)})
-    assert_ran_and_warned_once(result)
+    assert_ran_and_warned_once(result, spooled=False)
     assert home.read_text() == "just a file\n"
+
+
+def assert_delivered(qme_home) -> None:
+    """The spooled record of COMMAND reaches the store that works again, whole."""
+    listing = run_qme("ls", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stderr == b""
+    (task,) = [t for t in json.loads(listing.stdout) if t["argv"] == COMMAND]
+    assert (task["status"], task["returncode"]) == ("failed", 4)
+    for stream, text in (("--output", b"ran\n"), ("--error", b"oops\n")):
+        assert run_qme("get", task["id"], stream).stdout == text
+    assert list((qme_home / "spool").iterdir()) == []
 
 
 def test_database_path_is_a_directory(qme_home):
     (qme_home / "qme.db").mkdir(parents=True)
     result = run_qme("run", *COMMAND)
-    assert_ran_and_warned_once(result)
+    assert_ran_and_warned_once(result, str(qme_home / "spool"))
+    (qme_home / "qme.db").rmdir()
+    assert_delivered(qme_home)
 
 
 def _unprivileged(tmp_path: Path):
@@ -124,6 +140,7 @@ def test_home_is_read_only(existing_store):
         if existing_store:
             first = run_qme("run", "true", env=env)
             assert first.returncode == 0 and first.stderr == b""
+            assert run_qme("ls", env=env).returncode == 0  # waits for its writer
         if IS_ROOT:
             for path in home.rglob("*"):
                 os.chown(path, 65534, 65534)
@@ -138,7 +155,7 @@ def test_home_is_read_only(existing_store):
             cwd="/",
             env={**os.environ, **env},
         )
-        assert_ran_and_warned_once(result)
+        assert_ran_and_warned_once(result, spooled=False)
         assert sorted(p.name for p in home.iterdir()) == before
     finally:
         (base / "home").chmod(0o700) if (base / "home").exists() else None
@@ -164,6 +181,8 @@ def test_database_from_a_newer_qme(qme_home):
     db.close()
     result = run_qme("run", *COMMAND)
     assert_ran_and_warned_once(result, "newer")
+    (qme_home / "qme.db").unlink()
+    assert_delivered(qme_home)
 
 
 @pytest.mark.slow
@@ -208,6 +227,7 @@ def test_database_locked_longer_than_the_busy_timeout(qme_home):
     assert shown_after < 5, f"the command's output took {shown_after:.1f}s to show"
     result = subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
     assert_ran_and_warned_once(result, "locked")
+    assert_delivered(qme_home)  # the lock is gone
 
 
 # -- a full disk --------------------------------------------------------------------------
@@ -245,7 +265,7 @@ def test_disk_full(tiny_disk):
     big = bytes(range(256)) * 8192  # 2 MiB: more than the disk holds
     assert result.stdout == b"ran\n" + big  # every byte passed through
     result.stdout = b"ran\n"
-    assert_ran_and_warned_once(result, "full")
+    assert_ran_and_warned_once(result, "full", spooled=False)
     # The store is still readable afterwards.
     listing = run_qme("ls", "--json", env=env)
     assert listing.returncode == 0, listing.stderr

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
+import sqlservers
 
 from qme.errors import NoSuchTask
 from qme.store.base import TaskQuery
@@ -15,6 +17,7 @@ from qme.task import Task, new_uuid4
 BACKENDS = {
     "sqlite": lambda tmp: SqliteStore(tmp / "qme.db"),
     "filesystem": lambda tmp: FilesystemStore(tmp / "database"),
+    **{kind: functools.partial(sqlservers.store, kind) for kind in sqlservers.KINDS},
 }
 
 
@@ -32,7 +35,7 @@ def make_task(command="echo hello", executor="shell", started=None, **fields) ->
         command=command,
         argv=command.split(),
         cwd=fields.pop("cwd", "/tmp"),
-        user="ada",
+        user=fields.pop("user", "ada"),
         host=fields.pop("host", "box"),
         started=started if started is not None else time.time(),
         **fields,
@@ -111,6 +114,24 @@ def test_list_orders_filters_and_limits(store):
     assert commands(since=now - 120) == ["new", "mid"]
     assert commands(until=now - 120) == ["old"]
     assert all(t.output is None for t in store.list(TaskQuery()))
+
+
+def test_list_filters_host_and_user(store):
+    now = time.time()
+    here = make_task("here", started=now - 2, host="login1", user="ada")
+    there = make_task("there", started=now - 1, host="login2", user="ada")
+    other = make_task("other", started=now, host="login1", user="grace")
+    for t in (here, there, other):
+        store.add(t)
+
+    def commands(**kw):
+        return [t.command for t in store.list(TaskQuery(**kw))]
+
+    assert commands(host="login1") == ["other", "here"]
+    assert commands(user="ada") == ["there", "here"]
+    assert commands(host="login1", user="ada") == ["here"]
+    assert commands(host="login3") == []
+    assert store.count(TaskQuery(user="grace")) == 1
 
 
 def finished(store, command, output=b"", error=b"", message=None, started=None) -> Task:

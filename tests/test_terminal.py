@@ -154,6 +154,16 @@ def test_typed_input_reaches_the_command_and_eof_ends_it(qme_home):
     assert last_task(qme_home).output.count(b"typed line") == 2
 
 
+def test_a_command_that_closes_its_terminal_runs_on_to_its_own_end(qme_home):
+    # qme must not hang up the command's pty once its output has ended: that would
+    # kill it with SIGHUP before it exits (as `cat` after Ctrl-D, sometimes).
+    child = spawn_qme("sh", "-c", "echo bye; exec <&- >&- 2>&-; sleep 0.5; exit 7")
+    child.expect_exact("bye")
+    assert finish(child) == 7
+    task = last_task(qme_home)
+    assert (task.status, task.returncode, task.signal) == ("failed", 7, None)
+
+
 def test_typeahead_before_qme_is_ready_is_not_lost(qme_home):
     # Keys typed while qme starts up (before it puts the terminal in raw mode)
     # must reach the command, as they would without qme.

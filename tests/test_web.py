@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from urllib.request import Request, urlopen
 
 import pytest
+import sqlservers
 from helpers import wait_for
 from test_store_contract import make_task
 
@@ -277,7 +278,9 @@ def test_table_page_embeds_its_first_page(queue, client):
 def test_task_page_per_executor(queue, client, monkeypatch):
     assert pages.task_template("shell") == "executor_shell"
     assert pages.task_template("slurm") == "executor_slurm"
-    assert pages.task_template("docker") == "executor_shell"  # no template of its own
+    for name in ("docker", "podman", "apptainer"):  # one container page, for each of them
+        assert pages.task_template(name) == f"executor_{name}"
+    assert pages.task_template("tar") == "executor_shell"  # no template of its own
     assert pages.task_template("../layout") == "executor_shell"
     shell = record(queue, "make all", output=b"built\n")
     page = client.get(f"/tasks/{shell.uuid[:8]}")  # a prefix is enough
@@ -287,6 +290,10 @@ def test_task_page_per_executor(queue, client, monkeypatch):
     slurm = record(queue, "sbatch job.sh", executor="slurm", data={"job_id": "42"})
     page = client.get(f"/tasks/{slurm.id}")
     assert "Slurm job" in page.text and 'id="output"' in page.text
+    podman = record(queue, "podman run -d nginx", executor="podman", data={"image": "nginx"})
+    page = client.get(f"/tasks/{podman.id}")
+    assert "podman container" in page.text and "<code>nginx</code>" in page.text
+    assert "Slurm job" not in page.text and 'id="output"' in page.text
     moved = client.get(f"/executor/{shell.uuid[:8]}")  # QueueMe's address
     assert moved.status == 301 and moved.headers["location"].endswith(f"/tasks/{shell.id}")
     missing = client.get("/tasks/shell-00000000")
@@ -296,9 +303,9 @@ def test_task_page_per_executor(queue, client, monkeypatch):
 # -- the REST API ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+@pytest.mark.parametrize("database", ["sqlite", "filesystem", *sqlservers.KINDS])
 def test_listing_pages_filters_and_searches(qme_home, database):
-    queue = Queue(config_dir=qme_home, database=database)
+    queue = Queue(config_dir=qme_home, database=sqlservers.database(database, qme_home))
     client = Client(create_app(queue, TOKEN))
     now = time.time()
     for i in range(23):
@@ -539,8 +546,9 @@ def messages(subscriber) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+@pytest.mark.parametrize("database", ["sqlite", "filesystem", *sqlservers.KINDS])
 def test_hub_pushes_new_changed_and_vanished_tasks(qme_home, database):
+    database = sqlservers.database(database, qme_home)
     queue = Queue(config_dir=qme_home, database=database)
     other = Queue(config_dir=qme_home, database=database)  # another process, as it were
     old = record(other, "old", started=time.time() - 3600)

@@ -66,6 +66,23 @@ def _apply_log_level(args) -> None:
     console.set_level(level)
 
 
+def launch() -> None:
+    """The `qme` program (bin/qme, python -m qme): main(), then exit; after `qme run`
+    without Python's finalization, which costs its start-up budget milliseconds and
+    has nothing to do there (no threads, no atexit handlers, stdio flushed here)."""
+    from qme.cli.run import parse_fast
+
+    code = main()
+    if parse_fast(sys.argv[1:]) is None:
+        raise SystemExit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:

@@ -11,6 +11,8 @@ Without options: show every setting, its value and where it came from
 (command line > environment > config file > default).
 
   qme config --database sqlite              # or filesystem, sqlite://FILE
+  qme config --database postgresql          # or mysql+pymysql; the rest of the
+                                            # URL from QME_DATABASE_STRING
   qme config --set max_output 16M           # a general setting
   qme config --set slurm sacct_format ...   # an executor's setting ([executor.slurm])
   qme config --unset max_output
@@ -32,7 +34,9 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
+    from qme import console
     from qme.config import GENERAL_SECTION, OPTIONS, Settings
+    from qme.store.servers import password, redact
 
     settings = Settings.load(args.config_dir)
     changes = []
@@ -49,7 +53,12 @@ def run(args) -> int:
     for section, key, value in changes:
         _check(section, key, value, settings)
         settings.save(section, key, value)
-        shown = f"{key} = {value}" if value is not None else f"{key} removed"
+        if value is not None and password(value):
+            console.warn(
+                f"{settings.config_file} now holds a password (readable by you only); "
+                "QME_DATABASE_STRING keeps it out of files"
+            )
+        shown = f"{key} = {redact(value)}" if value is not None else f"{key} removed"
         where = "" if section == GENERAL_SECTION else f" [{section}]"
         print(f"Saved{where} {shown} in {settings.config_file}")
     if changes:
@@ -78,9 +87,12 @@ def _check(section: str, key: str, value: str | None, settings) -> None:
     """Refuse values that would break later commands."""
     from qme.config import GENERAL_SECTION, Settings, parse_size
     from qme.store import describe
+    from qme.store.servers import is_server
 
     if value is None or section != GENERAL_SECTION:
         return
+    if key == "database" and is_server(value) and "://" not in value:
+        return  # the rest of its URL may come from QME_DATABASE_STRING later
     if key == "database":
         describe(Settings(home=settings.home, overrides={"database": value}))
     elif key == "max_output":
@@ -94,8 +106,11 @@ def _check(section: str, key: str, value: str | None, settings) -> None:
 def _show(settings, options, as_json: bool) -> int:
     from qme.cli.render import print_json, table
     from qme.store import describe
+    from qme.store.servers import redact
 
-    rows = [[key, *settings.lookup(key)] for key in options]
+    rows = [
+        [key, redact(value), source] for key in options for value, source in [settings.lookup(key)]
+    ]
     kind, path = describe(settings)
     executor_rows = [
         [f"{name}.{key}", value, f"config file ({settings.config_file})"]

@@ -38,6 +38,8 @@ def add_parser(subparsers, name):
         metavar="ID",
         help="only commands typed in a shell session (qme on); without ID, this shell's",
     )
+    parser.add_argument("--host", help="only tasks recorded on this machine (a shared store)")
+    parser.add_argument("--user", help="only tasks recorded by this user (a shared store)")
     parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
@@ -62,6 +64,8 @@ def run(args) -> int:
         until=args.until,
         limit=args.limit or None,
         session=session,
+        host=args.host,
+        user=args.user,
     )
     if args.json:
         print_json([t.to_dict() for t in tasks])

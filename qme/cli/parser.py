@@ -25,10 +25,12 @@ COMMANDS = {
         "init",
         "session",
         "start",
+        "sync",
     ]
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
+COMMANDS.update({"export": "transfer", "import": "transfer"})
 
 
 class Parser(argparse.ArgumentParser):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
+import time
 
 HELP = """\
 Run COMMAND as if typed, recording its output, exit status and metadata.
@@ -64,7 +64,7 @@ def parse_fast(argv: list[str]):
     """Parse `qme [global options] run [options] COMMAND…` without argparse, whose
     import and set-up cost more than the rest of qme run's start-up. Returns None
     for anything else (help, mistakes, other commands): argparse handles those."""
-    args = SimpleNamespace(
+    args = _Args(
         command="run",
         handler=run,
         config_dir=None,
@@ -113,16 +113,61 @@ def _valid_level(args) -> bool:
     return args.log_level in LEVELS
 
 
+class _Args:
+    """argparse's Namespace, without importing argparse or types."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
 def run(args) -> int:
-    from qme.cli import make_queue
+    """Everything about the record (the executor, the store, indexing) is left to
+    a writer child (qme/recorder/handoff.py): this process only runs the command."""
+    from qme import console, liveness
+    from qme.config import OPTIONS, Settings, parse_size
+    from qme.errors import ConfigError, QmeError
+    from qme.origin import command_line, current_directory, current_user, hostname
+    from qme.recorder import record
+    from qme.recorder.handoff import ChildWriter
+    from qme.task import Task, new_uuid4
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        from qme.errors import QmeError
-
         raise QmeError("no command given (usage: qme run COMMAND [ARGS…])")
-    queue = make_queue(args)
-    task = queue.run(cmd, message=args.run_message or args.message, executor=args.executor)
+    settings = Settings.load(args.config_dir, database=args.database)
+    argv, text = command_line(cmd)
+    executor = _executor(args, text, settings)
+    task = Task(
+        id=f"{executor}-{new_uuid4()}" if executor else new_uuid4(),
+        executor=executor,
+        command=text,
+        argv=argv,
+        cwd=current_directory(),
+        user=current_user(),
+        host=hostname(),
+        started=time.time(),
+        message=args.run_message or args.message,
+        recorder=liveness.token(),
+    )
+    try:
+        limit = settings.max_output
+    except ConfigError:  # the writer child reports it: it reads the same file
+        limit = parse_size(OPTIONS["max_output"].default)
+    error = record(task, ChildWriter(settings, lock_name=task.recorder), limit)
+    if error:
+        console.warn(error)
     if args.verbose:
         print(f"[{task.id}][returncode: {task.returncode}]", file=sys.stderr)
     return task.returncode
+
+
+def _executor(args, text: str, settings) -> str:
+    """The executor's name, found here only when it is named or its id is printed:
+    otherwise the writer child finds it (the registry costs start-up time)."""
+    if not (args.executor or args.verbose):
+        return ""
+    from qme import executors
+
+    if args.executor:
+        return executors.get(args.executor, settings).name
+    return executors.for_command(text, settings).name

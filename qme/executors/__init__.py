@@ -29,6 +29,18 @@ Entry = namedtuple("Entry", "target match")
 BUILTIN: dict[str, Entry] = {
     "shell": Entry("qme.executors.shell:ShellExecutor", None),
     "slurm": Entry("qme.executors.slurm:SlurmExecutor", r"^(?:\S*/)?sbatch(?:\s|$)"),
+    "docker": Entry(
+        "qme.executors.container.oci:DockerExecutor",
+        r"^(?:\S*/)?docker(?:\s+-\S*(?:\s+[^-\s]\S*)?)*?\s+(?:container\s+)?run(?:\s|$)",
+    ),
+    "podman": Entry(
+        "qme.executors.container.oci:PodmanExecutor",
+        r"^(?:\S*/)?podman(?:\s+-\S*(?:\s+[^-\s]\S*)?)*?\s+(?:container\s+)?run(?:\s|$)",
+    ),
+    "apptainer": Entry(
+        "qme.executors.container.apptainer:ApptainerExecutor",
+        r"^(?:\S*/)?(?:apptainer|singularity)(?:\s+-\S*(?:\s+[^-\s]\S*)?)*?\s+(?:exec|run)(?:\s|$)",
+    ),
 }
 DEFAULT = "shell"
 CACHE_FILE = "executors.json"

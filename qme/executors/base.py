@@ -50,7 +50,7 @@ class Executor:
     # Action name -> Action, collected from the methods marked with @action.
     actions: dict[str, Action] = {}  # noqa: RUF012
     # True when finish() needs what the command printed: task.output and
-    # task.error then hold the start of it (see qme.recorder.EXECUTOR_READS).
+    # task.error then hold the start of it (see qme.recorder.hooks.EXECUTOR_READS).
     reads_output = False
 
     def __init_subclass__(cls, **kwargs):
@@ -68,6 +68,14 @@ class Executor:
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         return self.config.executor_setting(self.name, key, default)
+
+    def seconds_setting(self, key: str, default: str) -> float:
+        """A setting that is a number of seconds (refresh_seconds)."""
+        value = self.setting(key, default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise QmeError(f"{self.name} {key} is a number of seconds, not '{value}'") from None
 
     def prepare(self, task: Task) -> None:
         """Called before the command starts; may fill task.data."""

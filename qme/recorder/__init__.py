@@ -3,64 +3,59 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from qme import liveness
 from qme.recorder.capture import StreamCapture
-from qme.recorder.live import LiveRecord
 from qme.recorder.pump import CANCEL_SIGNALS, Exit, Pump
 from qme.recorder.spawn import spawn
 from qme.recorder.terminal import get_size
-from qme.store.base import Store
 from qme.task import CANCELLED, COMPLETE, FAILED, STREAMS, Task
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from qme.executors.base import Executor
-
-EXECUTOR_READS = 64 * 1024  # how much of each stream an executor's finish() may read
+    from qme.recorder.handoff import ChildWriter
+    from qme.recorder.hooks import ExecutorHooks
+    from qme.store.writer import StoreWriter
 
 
 def record(
     task: Task,
-    open_store: Callable[[], Store],
+    writer: StoreWriter | ChildWriter,
     max_output: int,
-    executor: Executor | None = None,
+    hooks: ExecutorHooks | None = None,
     chdir: str | None = None,
 ) -> str | None:
     """Run task.argv (in chdir, else where qme runs), passing its stdio through and
-    recording it; executor.finish(task) runs before the final save.
+    recording it through writer (which it closes); hooks.finish(task) runs before
+    the final save.
 
-    Fills in the task's outcome and returns the recording error, if any (the
-    command has run regardless).
+    Fills in the task's outcome and returns the writer's report of a failure, if
+    any (the command has run regardless).
     """
     task.term_cols, task.term_rows = _terminal_size()
     child = spawn(task.argv, chdir)
     task.pid = child.pid
-    task.recorder = liveness.token()
-    live = LiveRecord(open_store, task)
+    task.recorder = task.recorder or liveness.token()
+    writer.add(task)
     captures = {stream: StreamCapture(max_output) for stream in STREAMS}
-    starts = {s: bytearray() for s in STREAMS} if executor and executor.reads_output else None
 
     def on_output(stream: str, data: bytes) -> None:
-        if starts is not None and len(starts[stream]) < EXECUTOR_READS:
-            starts[stream] += data[: EXECUTOR_READS - len(starts[stream])]
-        live.append(stream, captures[stream].feed(data))
+        if hooks:
+            hooks.feed(stream, data)
+        writer.append(task.id, stream, captures[stream].feed(data))
 
     try:
-        outcome = Pump(child, on_output, store_busy=live.busy).run()
+        outcome = Pump(child, on_output, store_busy=getattr(writer, "busy", None)).run()
         for stream, capture in captures.items():
-            live.append(stream, capture.finish())
+            writer.append(task.id, stream, capture.finish())
         _fill_outcome(task, outcome, captures)
-        if executor:
-            if starts is not None:
-                task.output, task.error = (bytes(starts[s]) for s in STREAMS)
-            executor.finish(task)
-            task.output = task.error = None  # streams are loaded only by reading the store
+        if hooks:
+            hooks.finish(task)
     finally:
         if task.ended is None:  # qme itself failed: keep what it knows
             task.ended, task.status = time.time(), FAILED
-        error = live.finish(task)
+        writer.update(task)
+        error = writer.close()
     return error
 
 

@@ -1,9 +1,7 @@
 """Bounded capture of one stream: the head goes to the store as it comes, the tail
-waits in a ring buffer, and the middle of a huge output is counted, not kept."""
+waits in a buffer, and the middle of a huge output is counted, not kept."""
 
 from __future__ import annotations
-
-from collections import deque
 
 
 class StreamCapture:
@@ -11,8 +9,7 @@ class StreamCapture:
         """limit: bytes to keep in all (0 keeps everything)."""
         self.head_left = limit - limit // 2 if limit else -1  # -1: no limit
         self.tail_limit = limit // 2
-        self.tail: deque[bytes] = deque()
-        self.tail_size = 0
+        self.tail = bytearray()  # the last bytes seen, trimmed to tail_limit now and then
         self.head_size = 0
         self.total = 0
 
@@ -25,18 +22,16 @@ class StreamCapture:
         keep = data[: self.head_left]
         self.head_left -= len(keep)
         self.head_size += len(keep)
-        rest = data[len(keep) :]
-        if rest and self.tail_limit:
-            self.tail.append(rest)
-            self.tail_size += len(rest)
-            while self.tail_size - len(self.tail[0]) >= self.tail_limit:
-                self.tail_size -= len(self.tail.popleft())
+        if len(keep) < len(data) and self.tail_limit:
+            self.tail += memoryview(data)[len(keep) :]
+            if len(self.tail) > 2 * self.tail_limit:  # trimmed in bulk: one move per ~tail
+                del self.tail[: -self.tail_limit]
         return keep
 
     def finish(self) -> bytes:
         """The rest to store: the tail, preceded by a line saying what was cut."""
-        tail = b"".join(self.tail)[-self.tail_limit :] if self.tail else b""
-        self.tail.clear()
+        tail = bytes(self.tail[-self.tail_limit :]) if self.tail else b""
+        self.tail = bytearray()
         cut = self.total - self.head_size - len(tail)
         if cut <= 0:
             return tail

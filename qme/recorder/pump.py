@@ -8,13 +8,10 @@ terminal. On Linux a pty whose other side has closed reports EIO, not EOF.
 
 from __future__ import annotations
 
-import errno
+import _signal as signal  # see spawn.py
 import os
 import select
-import signal
 import termios
-from collections import namedtuple
-from collections.abc import Callable
 
 from qme.recorder.spawn import Child
 from qme.recorder.terminal import RawMode, copy_size
@@ -33,12 +30,18 @@ FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
 
-# returncode is 128+N when the command died of signal N (then signal is N).
-Exit = namedtuple("Exit", "returncode signal rusage")
+class Exit:
+    """How the command ended: returncode is 128+N when it died of signal N (then
+    signal is N); rusage as os.wait4 gives it."""
+
+    __slots__ = ("returncode", "signal", "rusage")
+
+    def __init__(self, returncode: int, signal: int | None, rusage):
+        self.returncode, self.signal, self.rusage = returncode, signal, rusage
 
 
 class Pump:
-    def __init__(self, child: Child, record: Callable[[str, bytes], bytes | None], store_busy=None):
+    def __init__(self, child: Child, record, store_busy=None):
         """record(stream, data) sees every chunk of output first; if it returns bytes,
         those are shown instead of data."""
         self.child = child
@@ -58,6 +61,7 @@ class Pump:
         # stderr's own pty, which `less` and `more` read keys from (they open ttyname(2))
         self.err_pty = next((master for master, mirror in child.ptys if mirror == 2), None)
         self.broken: set[int] = set()  # destinations that can no longer be written
+        self.ended_fds: list[int] = []  # read to their end, closed when the command has
         self.status: tuple[int, object] | None = None
         self.signals: list[int] = []
         self.saved_handlers: dict[int, object] = {}
@@ -77,6 +81,8 @@ class Pump:
             self._restore_signals()
             for fd in list(self.reads):
                 self._close(fd)
+            for fd in self.ended_fds:
+                os.close(fd)
             if self.keyboard not in (None, 0):
                 os.close(self.keyboard)
         status, rusage = self.status
@@ -182,7 +188,7 @@ class Pump:
         if chunks:
             self._pass_on(fd, chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if ended:
-            self._close(fd)
+            self._close(fd, now=False)
 
     def _pass_on(self, fd: int, data: bytes) -> None:
         dest, stream = self.reads[fd]
@@ -199,7 +205,7 @@ class Pump:
                 select.select([], [dest], [])
             except OSError as exc:
                 self.broken.add(dest)
-                if exc.errno == errno.EPIPE and dest == 1 and source in self.reads:
+                if isinstance(exc, BrokenPipeError) and dest == 1 and source in self.reads:
                     # The reader went away (`qme run cmd | head`): close our end
                     # so the command gets SIGPIPE as it would without qme.
                     self._close(source)
@@ -289,14 +295,20 @@ class Pump:
         if fd in self.reads:
             self.poller.modify(fd, select.POLLIN | (select.POLLOUT if self.pending_input else 0))
 
-    def _close(self, fd: int) -> None:
+    def _close(self, fd: int, now: bool = True) -> None:
+        """Stop reading fd, and close it now or (now=False) once the command has
+        ended: closing a pty's master hangs it up, which kills with SIGHUP a command
+        that has closed its output but not yet exited (`cat` after Ctrl-D)."""
         if self.reads.pop(fd, None) is None:
             return
         try:
             self.poller.unregister(fd)
         except (AttributeError, KeyError):
             pass
-        os.close(fd)
+        if now:
+            os.close(fd)
+        else:
+            self.ended_fds.append(fd)
 
     def _drain_wakeup(self) -> None:
         try:

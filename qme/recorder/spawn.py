@@ -8,12 +8,13 @@ inherited (stdin, so `qme run sort < file` reads the file itself).
 
 from __future__ import annotations
 
+# The C module behind `signal`, whose enums cost more to import than the rest of
+# `qme run`'s start-up; the numbers and functions are the same.
+import _signal as signal
 import fcntl
 import os
-import signal
 import termios
 import time
-from collections import namedtuple
 
 from qme.recorder.terminal import copy_modes, copy_size, is_tty
 
@@ -28,8 +29,13 @@ _PIPE_SIZE = 1 << 20
 # pty master that receives those keys; ptys: [(master, the user's terminal fd it
 # mirrors)]; own_session: the command leads its own session (it has a pty).
 # sigmask: the signal mask to restore once qme's handlers are in place (see spawn).
-# A named tuple rather than a dataclass: see qme/record.py.
-Child = namedtuple("Child", "pid reads keyboard input_fd ptys own_session sigmask")
+class Child:
+    __slots__ = ("pid", "reads", "keyboard", "input_fd", "ptys", "own_session", "sigmask")
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
+
 
 # Signals qme passes on (see pump.py): blocked from the fork until its handlers are
 # installed, so that one arriving in between is passed on rather than killing qme.
@@ -47,7 +53,7 @@ HELD_SIGNALS = {
 }
 
 
-def _pipe() -> tuple[int, int]:
+def big_pipe() -> tuple[int, int]:
     read_end, write_end = os.pipe()
     try:
         fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
@@ -92,7 +98,7 @@ def spawn(
         stdout = main[1]
         reads[main[0]] = (1, "output")
     else:
-        out_r, stdout = _pipe()
+        out_r, stdout = big_pipe()
         reads[out_r] = (1, "output")
         close_in_parent.append(stdout)
         if main:  # a pty for stdin only: what it echoes of the user's typing goes back
@@ -103,7 +109,7 @@ def spawn(
         stderr = err[1]
         reads[err[0]] = (2, "error")
     else:
-        err_r, stderr = _pipe()
+        err_r, stderr = big_pipe()
         reads[err_r] = (2, "error")
         close_in_parent.append(stderr)
 
@@ -233,7 +239,7 @@ def _exec_child(argv, cwd, env, stdin, stdout, stderr, controlling) -> None:
         pass
     else:
         try:
-            os.execvpe(argv[0], argv, os.environ if env is None else env)
+            _execvpe(argv[0], argv, os.environ if env is None else env)
         except FileNotFoundError:
             code, reason = 127, f"{argv[0]}: command not found"
         except OSError as exc:  # permission denied, exec format error, …
@@ -244,3 +250,19 @@ def _exec_child(argv, cwd, env, stdin, stdout, stderr, controlling) -> None:
         os.write(2, f"qme: {reason}\n".encode(errors="replace"))
     finally:
         os._exit(code)
+
+
+def _execvpe(file: str, argv: list[str], env) -> None:
+    """os.execvpe, which imports `warnings` (over a millisecond) before each exec."""
+    if os.sep in file:
+        os.execve(file, argv, env)
+    first_error = None
+    for folder in env.get("PATH", os.defpath).split(os.pathsep):
+        try:
+            os.execve(os.path.join(folder, file), argv, env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            last_error = exc
+        except OSError as exc:
+            last_error = exc
+            first_error = first_error or exc
+    raise first_error or last_error

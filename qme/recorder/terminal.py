@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-import struct
+import sys
 import termios
-
-_WINSIZE = struct.Struct("HHHH")
 
 
 def is_tty(fd: int) -> bool:
@@ -20,9 +18,11 @@ def is_tty(fd: int) -> bool:
 def get_size(fd: int) -> tuple[int, int] | None:
     """(columns, rows) of the terminal on fd, or None."""
     try:
-        rows, cols, _, _ = _WINSIZE.unpack(fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+        size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
     except OSError:
         return None
+    # struct winsize: rows, columns (unsigned shorts); not `struct`, for start-up time
+    rows, cols = (int.from_bytes(size[i : i + 2], sys.byteorder) for i in (0, 2))
     return cols, rows
 
 

@@ -3,7 +3,8 @@
 Fed everything the shell prints, it returns what the terminal should show (the
 same bytes without the marks) and keeps the store up to date through a
 StoreWriter. Whatever goes wrong while recording, it stops recording, says so
-once before the next prompt, and keeps passing bytes through.
+once before the next prompt, and keeps passing bytes through. (The writer spools
+what the store would not take: see qme/store/spool.py.)
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import time
 from collections.abc import Callable
 
 from qme import liveness
-from qme.api import current_user, hostname
+from qme.origin import current_user, hostname
 from qme.recorder.capture import StreamCapture
 from qme.session.filters import CommandFilter
 from qme.session.marks import MarkParser, Start
-from qme.store.writer import StoreWriter
 from qme.task import CANCELLED, COMPLETE, FAILED, Task, new_uuid4
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from qme.recorder.handoff import ChildWriter
+    from qme.store.writer import StoreWriter
 
 # zsh's PROMPT_SP (a highlighted % or #, spaces to the edge, "\r \r") is printed
 # after a command's output but before its precmd hooks: it is not output. It may
@@ -44,7 +49,7 @@ CANCELLED_STATUSES = {129, 130, 137, 143}
 class CommandCutter:
     def __init__(
         self,
-        writer: StoreWriter,
+        writer: StoreWriter | ChildWriter,
         *,
         shell: str,
         shell_pid: int,

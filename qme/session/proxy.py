@@ -16,12 +16,12 @@ from importlib import resources
 from qme import console
 from qme.config import Settings
 from qme.errors import QmeError, StoreError
+from qme.recorder.handoff import ChildWriter
 from qme.recorder.pump import Pump
 from qme.recorder.spawn import spawn
 from qme.session.cutter import CommandCutter
 from qme.session.filters import CommandFilter
-from qme.store import describe, open_store
-from qme.store.writer import StoreWriter
+from qme.store import describe
 from qme.task import new_uuid4
 
 SHELLS = ("bash", "zsh", "fish")
@@ -130,9 +130,10 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
     max_output = settings.max_output
     watch = StoreWatch(settings)
     with tempfile.TemporaryDirectory(prefix="qme-session-") as folder:
+        # The store is written by a child of its own (see qme/recorder/handoff.py):
+        # no writer thread competes with the bytes passing through for the GIL.
+        writer = ChildWriter(settings)
         child = spawn(launch(shell, kind, folder, env), env=env, one_pty=True)
-        # Started after the fork: the child must not inherit a running thread.
-        writer = StoreWriter(lambda: open_store(settings))
         cutter = CommandCutter(
             writer,
             shell=shell,
@@ -142,7 +143,7 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
             max_output=max_output,
             check_store=watch,
         )
-        outcome = Pump(child, lambda stream, data: cutter.feed(data), writer.busy).run()
+        outcome = Pump(child, lambda stream, data: cutter.feed(data)).run()
     error = cutter.close(outcome.returncode)
     watch.close()
     if error and not cutter.told:

@@ -1,11 +1,13 @@
-"""Opening the configured store: `sqlite` (default), `sqlite://FILE`, `filesystem`."""
+"""Opening the configured store: `sqlite` (default), `sqlite://FILE`, `filesystem`,
+`postgresql`, `mysql+pymysql` (or their full URLs; see qme/store/servers.py)."""
 
 from __future__ import annotations
 
 import os
 
 from qme.config import Settings
-from qme.errors import ConfigError
+from qme.errors import ConfigError, StoreError
+from qme.store import servers
 from qme.store.base import SearchHit, Store, TaskQuery
 
 __all__ = ["SearchHit", "Store", "TaskQuery", "open_store", "describe"]
@@ -29,16 +31,25 @@ def describe(settings: Settings) -> tuple[str, str]:
         return "sqlite", _location(settings, rest, DEFAULT_SQLITE_FILE)
     if kind == "filesystem":
         return "filesystem", _location(settings, rest, DEFAULT_FILESYSTEM_FOLDER)
-    if kind.startswith(("postgresql", "mysql")):
-        raise ConfigError(
-            f"database '{kind}' needs the PostgreSQL/MySQL store, which this version of "
-            "qme does not have yet; use sqlite or filesystem"
-        )
-    raise ConfigError(f"unknown database '{database}' (use sqlite, sqlite://FILE or filesystem)")
+    if servers.is_server(database):
+        server, url = servers.server_url(database, settings.get("database_string"))
+        return server, servers.redact(url)
+    raise ConfigError(
+        f"unknown database '{servers.redact(database)}' (use sqlite, sqlite://FILE, "
+        "filesystem, postgresql or mysql+pymysql)"
+    )
 
 
 def open_store(settings: Settings) -> Store:
     kind, path = describe(settings)
+    if kind in servers.KINDS.values():
+        database = settings.get("database").strip()
+        try:
+            from qme.store.sql import SqlStore
+
+            return SqlStore(*servers.server_url(database, settings.get("database_string")))
+        except ImportError:  # SQLAlchemy or the driver (imported when connecting)
+            raise StoreError(servers.missing_driver(kind)) from None
     if kind == "sqlite":
         from qme.store.sqlite import SqliteStore
 

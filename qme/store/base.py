@@ -11,12 +11,24 @@ from qme.task import Task
 # limit (None: all) and how many to skip first (paging). Named tuples rather than
 # dataclasses: see qme/record.py.
 TaskQuery = namedtuple(
-    "TaskQuery", "executor status cwd since until limit session offset", defaults=(None,) * 8
+    "TaskQuery",
+    "executor status cwd since until limit session offset host user",
+    defaults=(None,) * 10,
 )
 
 # A search result: the task, the field that matched (command, message, output,
 # error) and the matching line, with \x02 … \x03 around the matched words.
 SearchHit = namedtuple("SearchHit", "task field line")
+
+
+def chunk_holding(sizes, offset: int) -> tuple[object, int]:
+    """From (chunk key, size) pairs in stream order: the key of the chunk that holds
+    byte offset, and where offset falls within it; (None, 0) past the end."""
+    for chunk, size in sizes:
+        if offset < size:
+            return chunk, offset
+        offset -= size
+    return None, 0
 
 
 class Store(ABC):
@@ -81,6 +93,13 @@ class Store(ABC):
         """A cheap value that changes whenever another process changes the store, so a
         live view need not query it in between (it still polls now and then: a store
         may notice changes only at its clock's resolution); None when it cannot tell."""
+        return None
+
+    def listen(self):
+        """An object whose wait(timeout) blocks until another process announces a
+        change to the store (True) or timeout seconds pass (False), with close();
+        None when the store cannot announce changes: a live view then polls
+        data_version() (PostgreSQL's LISTEN/NOTIFY announces them)."""
         return None
 
     @abstractmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from qme.errors import NoSuchTask, StoreError
 from qme.store.base import SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
-from qme.text import searchable, word_pattern
+from qme.text import first_match, searchable, word_pattern
 
 _FIELDS = [name for name in Task.FIELDS if name != "queue"]
 
@@ -192,7 +192,7 @@ def _matches(task: Task, query: TaskQuery) -> bool:
     return (
         all(
             getattr(query, c) is None or getattr(query, c) == getattr(task, c)
-            for c in ("executor", "status", "cwd", "session")
+            for c in ("executor", "status", "cwd", "session", "host", "user")
         )
         and (query.since is None or task.started >= query.since)
         and (query.until is None or task.started < query.until)
@@ -200,10 +200,4 @@ def _matches(task: Task, query: TaskQuery) -> bool:
 
 
 def _first_hit(task: Task, texts: dict[str, str], patterns) -> SearchHit:
-    for field, text in texts.items():
-        for line in text.splitlines():
-            if any(p.search(line) for p in patterns):
-                for p in patterns:
-                    line = p.sub(lambda m: f"\x02{m.group(0)}\x03", line)
-                return SearchHit(task, field, line)
-    return SearchHit(task, "command", task.command)
+    return SearchHit(task, *(first_match(texts, patterns) or ("command", task.command)))

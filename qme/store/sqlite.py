@@ -11,7 +11,7 @@ import os
 import sqlite3
 
 from qme.errors import NoSuchTask, StoreError
-from qme.store.base import SearchHit, Store, TaskQuery
+from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding
 from qme.task import PENDING, RUNNING, STREAMS, Task
 from qme.text import searchable
 
@@ -120,14 +120,25 @@ class SqliteStore(Store):
         row = _to_row(task)
         placeholders = ", ".join("?" for _ in COLUMNS)
         with self._write():
-            cursor = self.db.execute(
-                f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({placeholders})", row
+            rowid = self._rowid_for(task.started)
+            self.db.execute(
+                f"INSERT INTO tasks (rowid, {', '.join(COLUMNS)}) VALUES (?, {placeholders})",
+                (rowid, *row),
             )
             self.db.execute(
                 "INSERT INTO search (rowid, command, message, output, error) "
                 "VALUES (?, ?, ?, '', '')",
-                (cursor.lastrowid, task.command, task.message or ""),
+                (rowid, task.command, task.message or ""),
             )
+
+    def _rowid_for(self, started: float) -> int:
+        """The start time in microseconds, or the next free rowid after it: search
+        answers newest first in rowid order, which must be start order even for
+        tasks added late (an import, a spool delivered when the store is back)."""
+        rowid = int(started * 1_000_000)
+        while self.db.execute("SELECT 1 FROM tasks WHERE rowid = ?", (rowid,)).fetchone():
+            rowid += 1
+        return rowid
 
     def append(self, task_id: str, stream: str, data: bytes) -> None:
         with self._write():
@@ -264,12 +275,7 @@ class SqliteStore(Store):
         sizes = self.db.execute(
             f"SELECT rowid, length(data) FROM chunks {where} ORDER BY rowid", params
         )
-        first = None
-        for chunk, size in sizes:
-            if offset < size:
-                first = chunk
-                break
-            offset -= size
+        first, offset = chunk_holding(sizes, offset)
         if first is None:
             return b""
         rows = self.db.execute(
@@ -342,7 +348,7 @@ def _line_with_mark(text: str) -> str:
 
 def _conditions(query: TaskQuery) -> tuple[str, list]:
     clauses, params = [], []
-    for column in ("executor", "status", "cwd", "session"):
+    for column in ("executor", "status", "cwd", "session", "host", "user"):
         value = getattr(query, column)
         if value is not None:
             clauses.append(f"{column} = ?")

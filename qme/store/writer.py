@@ -1,83 +1,175 @@
-"""Writing to a store from a background thread, so the terminal never waits on it.
+"""Writing to a store from a background thread, so that what feeds it never waits.
 
 Operations are applied in order, a batch every FLUSH_SECONDS (consecutive
 appends to one stream are joined into one write). If the store fails (locked,
-full, read-only, down), the error is kept, later operations are dropped, and
+full, read-only, down), the error is kept and this operation and every later one
+go to the spool (qme/store/spool.py), to be delivered when the store works again;
 whoever feeds the writer carries on: a command's output, or a shell session.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 
 from qme.store.base import Store
-from qme.task import Task
+from qme.store.spool import SpoolFile
+from qme.task import STREAMS, Task
 
 FLUSH_SECONDS = 0.2
 _CLOSE = ("close",)
 
 
+def failure_message(error: str, spool_error: str | None, home: str | None) -> str:
+    """One line for the user about a store that failed."""
+    if spool_error is None and home is not None:
+        where = os.path.join(home, "spool")
+        return (
+            f"could not write to the store ({error}); the record waits in {where} "
+            "and is delivered when the store works again (or by 'qme sync')"
+        )
+    return f"this command was not recorded: {error} (the spool failed too: {spool_error})"
+
+
 class StoreWriter:
-    def __init__(self, open_store: Callable[[], Store]):
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        home: str | None = None,
+        on_event: Callable[[str, str | None], None] | None = None,
+    ):
+        """home: where the spool goes (None: nowhere, so a failure loses the rest).
+        on_event("written", None) follows each batch the store took;
+        on_event("failed", message()) each failure of the store (or then the spool)."""
         self.open_store = open_store
-        self.error: str | None = None
+        self.home = home
+        self.on_event = on_event
+        self.error: str | None = None  # why the store failed
+        self.spool_error: str | None = None if home else "no spool for this store"
         # Held while the store is written: whoever suspends this process (Ctrl-Z)
         # takes it first, so that no database lock is held by a stopped process.
         self.busy = threading.Lock()
         self.ops: queue.SimpleQueue = queue.SimpleQueue()
+        self.tasks: dict[str, tuple[Task, dict[str, int]]] = {}  # in the store: bytes kept
+        self.spools: dict[str, SpoolFile] = {}
         self.thread = threading.Thread(target=self._run, name="qme-writer", daemon=True)
         self.thread.start()
 
     def add(self, task: Task) -> None:
-        self._put(("add", task.copy()))
+        self.ops.put(("add", task.copy()))
 
     def append(self, task_id: str, stream: str, data: bytes) -> None:
         if data:
-            self._put(("append", task_id, stream, data))
+            self.ops.put(("append", task_id, stream, data))
 
     def update(self, task: Task) -> None:
-        self._put(("update", task.copy()))
+        self.ops.put(("update", task.copy()))
+
+    def sync(self) -> None:
+        """Return once what was queued before is written (or spooled)."""
+        reached = threading.Event()
+        self.ops.put(("sync", reached))
+        while not reached.wait(1) and self.thread.is_alive():
+            pass
 
     def close(self) -> str | None:
-        """Write everything queued, stop, and return the error, if any."""
+        """Write everything queued, stop, and return the store's error, if any."""
         self.ops.put(_CLOSE)
         self.thread.join()
         return self.error
 
-    def _put(self, op: tuple) -> None:
+    def message(self) -> str | None:
+        """The failure, as one line for the user (None: no failure)."""
         if self.error is None:
-            self.ops.put(op)
+            return None
+        return failure_message(self.error, self.spool_error, self.home)
+
+    # -- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        store = None
-        closed = False
+        store, closed = None, False
         try:
             store = self.open_store()
+        except Exception as exc:  # noqa: BLE001 - any failure: spool and carry on
+            self._fail(exc)
+        try:
             while not closed:
                 batch = self._next_batch()
                 closed = batch[-1] is _CLOSE
                 with self.busy:
                     for op in _join_appends(batch):
-                        getattr(store, op[0])(*op[1:])
-        except Exception as exc:  # noqa: BLE001 - any failure: keep the caller going
-            self.error = str(exc) or type(exc).__name__
-            while not closed:  # drop what is queued, up to the close
-                closed = self.ops.get() is _CLOSE
+                        self._apply(store, op)
+                if self.error is None and self.on_event:
+                    self.on_event("written", None)
         finally:
+            for spool in self.spools.values():
+                spool.close()
             if store is not None:
                 try:
                     store.close()
                 except Exception:  # noqa: BLE001
                     pass
 
+    def _apply(self, store: Store | None, op: tuple) -> None:
+        if op[0] == "sync":
+            op[1].set()
+            return
+        if self.error is None:
+            try:
+                getattr(store, op[0])(*op[1:])
+            except Exception as exc:  # noqa: BLE001
+                self._fail(exc)
+            else:
+                self._track(op)
+                return
+        self._spool(op)
+
+    def _track(self, op: tuple) -> None:
+        """Remember what the store has of each task, for a spool file that may follow."""
+        kind = op[0]
+        if kind == "append":
+            self.tasks[op[1]][1][op[2]] += len(op[3])
+        elif kind == "add" or op[1].id in self.tasks:
+            task = op[1]
+            kept = self.tasks[task.id][1] if kind == "update" else dict.fromkeys(STREAMS, 0)
+            self.tasks[task.id] = (task, kept)
+            if kind == "update" and task.finished:
+                del self.tasks[task.id]
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = str(exc) or type(exc).__name__
+        if self.on_event:
+            self.on_event("failed", self.message())
+
+    def _spool(self, op: tuple) -> None:
+        if self.spool_error is not None:
+            return
+        kind = op[0]
+        task_id = op[1] if kind == "append" else op[1].id
+        try:
+            spool = self.spools.get(task_id)
+            if spool is None:
+                task, kept = (op[1], None) if kind == "add" else self.tasks[task_id]
+                spool = self.spools[task_id] = SpoolFile(self.home, task, kept)
+            if kind == "append":
+                spool.append(op[2], op[3])
+            elif kind == "update":
+                spool.update(op[1])
+                if op[1].finished:
+                    self.spools.pop(task_id).close()
+        except (OSError, KeyError) as exc:
+            self.spool_error = str(exc) or type(exc).__name__
+            if self.on_event:
+                self.on_event("failed", self.message())
+
     def _next_batch(self) -> list[tuple]:
-        """What arrives within one flush period, ending early at a close."""
+        """What arrives within one flush period, ending early at a close or a sync."""
         batch = [self.ops.get()]
         deadline = time.monotonic() + FLUSH_SECONDS
-        while batch[-1] is not _CLOSE:
+        while batch[-1] is not _CLOSE and batch[-1][0] != "sync":
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 break

@@ -9,9 +9,10 @@ Pages connect over a websocket (see qme/web/live.py) and get JSON messages:
 A page that shows one task says `{"follow": ID, "offsets": {"output": N, "error": M}}`
 (the bytes it already has) and is then sent what is appended after those offsets.
 
-The poller asks the store only when its data version changed (checked every
-TICK_SECONDS; a query on SQLite's change counter or on folder times) or when the
-period (QME_SOCKET_UPDATE_SECONDS) has passed, for stores that cannot tell.
+The poller asks the store when it announces a change (PostgreSQL's LISTEN/NOTIFY,
+through Queue.listen()), otherwise when its data version changed (checked every
+TICK_SECONDS; a query on SQLite's change counter or on folder times), and in any
+case when the period (QME_SOCKET_UPDATE_SECONDS) has passed.
 Written with the standard library's threads and queues: in the server they are
 greenlets (gevent's monkey patching), in tests plain threads.
 """
@@ -116,18 +117,39 @@ class Hub:
                 subscriber.close()
 
     def _run(self) -> None:
-        version, last = self.queue.data_version(), time.monotonic()
-        while not self._stopping.wait(self.tick):
+        listener = self._listen()
+        version = self.queue.data_version() if listener is None else None
+        last = time.monotonic()
+        while not self._stopping.is_set():
             try:
-                now_version = self.queue.data_version()
-                due = time.monotonic() - last >= self.period
-                if now_version != version or due or self._more:
-                    version, last = now_version, time.monotonic()
+                if listener is not None:
+                    try:
+                        changed = listener.wait(self.tick if self._more else self.period)
+                    except Exception as exc:  # noqa: BLE001 - the connection is gone: poll
+                        log.warning("live updates fall back to polling: %s", exc)
+                        listener.close()
+                        listener = None
+                        continue
+                else:
+                    self._stopping.wait(self.tick)
+                    now_version = self.queue.data_version()
+                    changed, version = now_version != version, now_version
+                if changed or self._more or time.monotonic() - last >= self.period:
+                    last = time.monotonic()
                     self.poll()
             except QmeError as exc:
                 log.warning("live update failed: %s", exc)
             except Exception:  # noqa: BLE001 - keep the dashboard live; the log says why
                 log.exception("live update failed")
+        if listener is not None:
+            listener.close()
+
+    def _listen(self):
+        try:
+            return self.queue.listen()
+        except QmeError as exc:
+            log.warning("live updates by polling: %s", exc)
+            return None
 
     def poll(self) -> None:
         """Tell subscribers about tasks that are new or changed since the last poll."""

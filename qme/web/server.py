@@ -8,6 +8,7 @@ websocket. The CLI and the Queue API never import this module.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import socket
@@ -54,6 +55,13 @@ def url_for(host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}/"
+
+
+def in_container() -> bool:
+    """Whether this process runs in a container with a network of its own (podman,
+    docker; not apptainer, which shares the host's network)."""
+    marks = ("/run/.containerenv", "/.dockerenv")
+    return any(os.path.exists(mark) for mark in marks)
 
 
 def serve(
@@ -129,7 +137,15 @@ def serve(
         f"    {url_for(host, bound)}?token={token}\n"
         "Ctrl-C stops it."
     )
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and in_container():
+        # Binding every interface is what a container needs: the engine decides who
+        # reaches it (-p 127.0.0.1:5000:5000 keeps it to the host).
+        announce(
+            f"In a container: open it where port {bound} is published "
+            f"(with -p 127.0.0.1:{bound}:{bound}: http://127.0.0.1:{bound}/?token=…)"
+        )
+    elif not loopback:
         announce(
             f"qme: warning: listening on {host}: other machines can reach this dashboard, "
             "over plain HTTP (anyone who sees the token can run commands here)"

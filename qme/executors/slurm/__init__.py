@@ -85,11 +85,7 @@ class SlurmExecutor(Executor):
 
     @property
     def refresh_seconds(self) -> float:
-        value = self.setting("refresh_seconds", DEFAULT_REFRESH_SECONDS)
-        try:
-            return float(value)
-        except ValueError:
-            raise QmeError(f"slurm refresh_seconds is a number of seconds, not '{value}'") from None
+        return self.seconds_setting("refresh_seconds", DEFAULT_REFRESH_SECONDS)
 
     def _update(self, tasks: list[Task], accounting_first: bool, strict: bool = False):
         """Ask Slurm about these tasks' jobs (one query) and apply what it says;

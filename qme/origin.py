@@ -1,0 +1,63 @@
+"""Where, by whom and as what a command runs: its argv and text, user, host, cwd.
+
+On `qme run`'s start-up path, so standard library only and none of `shlex`,
+`getpass` or `re` (each costs more to import than these few lines).
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# A lone argument with any of these is a shell line: `qme run "ls | wc -l"`.
+SHELL_SYNTAX = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~={}")
+# What shlex.quote leaves unquoted.
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
+
+
+def command_line(command: str | Sequence[str]) -> tuple[list[str], str]:
+    """(argv to execute, command as the user wrote it)."""
+    from qme.errors import QmeError
+
+    parts = [command] if isinstance(command, str) else list(command)
+    if not parts or not parts[0].strip():
+        raise QmeError("no command given")
+    if len(parts) == 1 and SHELL_SYNTAX.intersection(parts[0]):
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        return [shell, "-c", parts[0]], parts[0]
+    return parts, " ".join(quote(part) for part in parts)
+
+
+def quote(word: str) -> str:
+    """shlex.quote."""
+    if word and _SAFE.issuperset(word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def current_user() -> str:
+    """getpass.getuser(): the login name from the environment, else the password file."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def current_directory() -> str:
+    """The working directory; where it was ($PWD) if it has since been deleted."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return os.environ.get("PWD") or "."
+
+
+def hostname() -> str:
+    return os.uname().nodename

@@ -1,0 +1,190 @@
+"""The writer child's side (see handoff.py): read the parent's frames, choose and
+run the executor's hooks, write through a StoreWriter (which spools what the
+store will not take), then let readers go on and deliver older spool files.
+
+Failures are told to the parent on the report pipe while it runs; the child also
+keeps the user's stderr until the store has taken the task's first batch, so that
+a failure the parent did not read before it exited (a command quicker than the
+store's verdict) is still told, once, by the child itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import os
+import select
+import struct
+import sys
+import termios
+
+from qme import executors, pending
+from qme.recorder.handoff import SYNCED, TOOK_FIRST
+from qme.recorder.hooks import ExecutorHooks
+from qme.store import open_store, spool
+from qme.store.writer import StoreWriter
+from qme.task import Task
+
+READ_SIZE = 1 << 20
+PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what it read
+
+
+def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name) -> None:
+    reporter = Reporter(reports, stderr)
+    writer = StoreWriter(lambda: open_store(settings), settings.home, reporter.event)
+    tasks = ChildTasks(settings)
+    try:
+        for op, parent_id, payload in frames(data):
+            if op == "close":
+                break
+            if op == "add":
+                writer.add(tasks.add(parent_id, payload))
+            elif op == "update":
+                task = tasks.update(parent_id, payload)
+                if task.finished:  # the parent may wait to hear that its output is safe
+                    writer.sync()
+                    reporter.synced()
+                writer.update(task)
+            else:
+                writer.append(tasks.feed(parent_id, op, payload), op, payload)
+    finally:
+        writer.close()
+        reporter.synced()  # for a parent still waiting: everything is written now
+        pending.release(lock, settings.home, lock_name)
+        reporter.finish()
+    if writer.error is None and spool.pending(settings.home):
+        with open_store(settings) as store:
+            spool.deliver(settings.home, store)
+
+
+def frames(fd: int):
+    """(op, task id, payload) of each frame, until the parent closes the pipe."""
+    buffer = bytearray()
+    while True:
+        newline = buffer.find(b"\n")
+        if newline >= 0:
+            op, task_id, size = bytes(buffer[:newline]).split(b" ")
+            end = newline + 1 + int(size)
+            if len(buffer) >= end:
+                payload = bytes(buffer[newline + 1 : end])
+                del buffer[:end]
+                yield op.decode(), task_id.decode(), payload
+                continue
+        chunk = os.read(fd, READ_SIZE)
+        if not chunk:
+            return  # the parent is gone: a task it left running will be found lost
+        buffer += chunk
+
+
+class ChildTasks:
+    """The parent's tasks as stored: the executor is chosen here when the parent
+    left it open (its id is then the uuid alone), prepared, and finished."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.known: dict[str, tuple[Task, ExecutorHooks | None]] = {}
+
+    def add(self, parent_id: str, payload: bytes) -> Task:
+        task = Task(**ast.literal_eval(payload.decode()))
+        hooks = None
+        try:
+            if task.executor:
+                executor = executors.get(task.executor, self.settings)
+            else:
+                executor = executors.for_command(task.command, self.settings)
+            hooks = ExecutorHooks(executor)
+            if not task.executor:
+                task.executor, task.id = executor.name, f"{executor.name}-{task.id}"
+            hooks.prepare(task)
+        except Exception:  # noqa: BLE001 - a broken executor must not lose the record
+            hooks = None
+        if not task.executor:
+            task.executor, task.id = executors.DEFAULT, f"{executors.DEFAULT}-{task.id}"
+        self.known[parent_id] = (task, hooks)
+        return task
+
+    def feed(self, parent_id: str, stream: str, data: bytes) -> str:
+        task, hooks = self.known[parent_id]
+        if hooks:
+            hooks.feed(stream, data)
+        return task.id
+
+    def update(self, parent_id: str, payload: bytes) -> Task:
+        task, hooks = self.known[parent_id]
+        fresh = Task(**ast.literal_eval(payload.decode()))
+        fresh.id, fresh.executor = task.id, task.executor
+        fresh.data = {**task.data, **fresh.data}  # what prepare() added
+        if fresh.finished:
+            del self.known[parent_id]
+            if hooks:
+                try:
+                    hooks.finish(fresh)
+                except Exception:  # noqa: BLE001
+                    pass
+        return fresh
+
+
+class Reporter:
+    """Tells the user, once, that the store failed: through the parent while it
+    runs, else on the user's stderr (kept only until the store took a batch)."""
+
+    def __init__(self, reports: int, stderr: int | None):
+        self.reports, self.stderr = reports, stderr
+        self.told: bytes | None = None
+        self.sent = False  # the last failure went into the report pipe
+        os.set_blocking(reports, False)
+        if stderr is not None:  # qme's own warnings (a broken executor plugin) too
+            sys.stderr = open(os.dup(stderr), "w", buffering=1, errors="replace")  # noqa: SIM115
+
+    def event(self, kind: str, message: str | None) -> None:
+        """Called from the writer's thread."""
+        if kind == "written":
+            if self.stderr is not None and self.told is None:
+                self._tell_parent(TOOK_FIRST)
+            self._let_go_of_stderr()
+            return
+        self.told = f"{message}\n".encode()
+        try:
+            os.write(self.reports, self.told)
+            self.sent = True
+        except OSError:  # the parent has exited
+            self.sent = False
+
+    def synced(self) -> None:
+        """The output so far is in the store (see ChildWriter.close)."""
+        if self.told is None:
+            self._tell_parent(SYNCED)
+
+    def _tell_parent(self, marker: bytes) -> None:
+        """Only before any failure: _read_by_parent counts on failures coming last."""
+        try:
+            os.write(self.reports, marker)
+        except OSError:
+            pass
+
+    def finish(self) -> None:
+        """The parent is leaving: if it did not read the failure, say it here."""
+        unread = self.told and not (self.sent and self._read_by_parent())
+        if unread and self.stderr is not None:
+            try:
+                os.write(self.stderr, b"qme: warning: " + self.told)
+            except OSError:
+                pass
+        self._let_go_of_stderr()
+
+    def _read_by_parent(self) -> bool:
+        poller = select.poll()
+        poller.register(self.reports, 0)  # only POLLERR: the parent has exited
+        poller.poll(PARENT_EXIT_SECONDS * 1000)
+        try:
+            unread = fcntl.ioctl(self.reports, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return False
+        return struct.unpack("i", unread)[0] == 0
+
+    def _let_go_of_stderr(self) -> None:
+        if self.stderr is not None:
+            os.close(self.stderr)
+            self.stderr = None
+            sys.stderr.close()
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life

@@ -1,0 +1,222 @@
+"""The writer child: a process that does all the store's work for `qme run` and
+`qme session`, so that neither the command nor its exit ever waits on the store.
+
+Forked first thing (before the command, and before anything store-related is
+imported), it leaves the terminal's session (Ctrl-C and Ctrl-Z never reach it,
+so a stopped qme never holds a database lock), puts its stdio on /dev/null and
+takes operations over a pipe: frames of `OP TASK_ID LENGTH\\n` + LENGTH bytes,
+where OP is add or update (the repr() of the task's fields) or output or error
+(bytes to append), and close. The parent writes without blocking (what the pipe
+cannot take waits in memory, up to BACKLOG_LIMIT) and never imports sqlite3,
+threading or json. The child (qme/recorder/background.py) may finish the final
+update and the full-text indexing after the parent has exited; qme/pending.py
+makes readers wait for it. Its failures come back as lines on a second pipe,
+which the parent reads when it closes the child; for a failure after that, see
+background.py.
+"""
+
+from __future__ import annotations
+
+import _signal as signal  # see spawn.py
+import os
+import select
+import time
+
+from qme import pending
+from qme.recorder.spawn import big_pipe
+
+# The child works while the command starts and runs: let them have the CPU first.
+CHILD_NICENESS = 10
+# Its work (imports, opening the store) starts once the parent is done, or after
+# this long: a quick command (most are) then never shares the CPU with it.
+START_DELAY_MS = 50
+BACKLOG_LIMIT = 4 << 20  # bytes waiting for the pipe; beyond this, writing blocks
+# Besides failures, the child tells the parent two things on the report pipe: that
+# the store took the first batch (TOOK_FIRST: the child then lets go of the user's
+# stderr), and that the output is all in the store (SYNCED). A parent that heard
+# TOOK_FIRST waits for SYNCED (or a failure) when the command ends, at most
+# VERDICT_SECONDS, so that a store lost mid-run is told by `qme run` itself; one that
+# did not (a quick command: `true`) exits at once, and the child, still holding
+# stderr, tells what goes wrong.
+TOOK_FIRST, SYNCED = b"\x05\n", b"\x06\n"
+VERDICT_SECONDS = 3.0
+# Signals that could reach the child between its fork and its setsid().
+_IGNORED_BY_CHILD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from qme.config import Settings
+    from qme.task import Task
+
+
+def fields(task: Task) -> bytes:
+    """The task's fields but its streams, as a Python literal: repr() is exact for
+    these types and costs no import (the child reads it with ast.literal_eval)."""
+    values = {n: getattr(task, n) for n in task.FIELDS if n not in ("output", "error", "queue")}
+    return repr(values).encode()
+
+
+class ChildWriter:
+    """StoreWriter's interface (add, append, update, close), for a writer child."""
+
+    def __init__(self, settings: Settings, lock_name: str | None = None):
+        """lock_name: make readers wait for the final update (see qme/pending.py)."""
+        self.lock = pending.create(settings.home, lock_name) if lock_name else None
+        data_read, self.data = big_pipe()
+        self.reports, report_write = os.pipe()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self.pid = os.fork()
+            if self.pid == 0:
+                os.close(self.data)
+                os.close(self.reports)
+                _child(settings, data_read, report_write, self.lock, lock_name, mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(data_read)
+        os.close(report_write)
+        os.set_blocking(self.data, False)
+        os.set_blocking(self.reports, False)
+        self.backlog: list[bytes] = []
+        self.backlog_size = 0
+        self.lines: list[str] = []
+        self.gone = False  # the child has ended early
+        self.store_took_first = self.synced = False
+
+    def add(self, task: Task) -> None:
+        self._send(b"add", task.id, fields(task))
+
+    def append(self, task_id: str, stream: str, data: bytes) -> None:
+        if data:
+            self._send(stream.encode(), task_id, data)
+
+    def update(self, task: Task) -> None:
+        self._send(b"update", task.id, fields(task))
+
+    @property
+    def error(self) -> str | None:
+        """The child's latest report of a failure, if any (read without waiting)."""
+        self._read_reports()
+        return self.lines[-1] if self.lines else None
+
+    def close(self) -> str | None:
+        """Hand over the rest and return the child's report of a failure, if any;
+        the child finishes on its own."""
+        pending.hold(self.lock)
+        self._send(b"close", "-", b"")
+        self._flush(block=True)
+        os.close(self.data)
+        self._read_reports()
+        if self.store_took_first and not self.lines:
+            self._await_verdict()
+        error = self.error
+        os.close(self.reports)
+        if self.lock is not None:
+            os.close(self.lock)
+        return error
+
+    # -- the pipe ---------------------------------------------------------------------
+
+    def _send(self, op: bytes, task_id: str, payload: bytes) -> None:
+        if self.gone:
+            return
+        self.backlog.append(b"%s %s %d\n" % (op, task_id.encode(), len(payload)) + payload)
+        self.backlog_size += len(self.backlog[-1])
+        self._flush(block=self.backlog_size > BACKLOG_LIMIT)
+
+    def _flush(self, block: bool) -> None:
+        while self.backlog and not self.gone:
+            try:
+                written = os.write(self.data, self.backlog[0])
+            except BlockingIOError:
+                if not block:
+                    return
+                select.select([], [self.data], [])
+                continue
+            except OSError:  # the child has ended: it said why on the report pipe
+                self.gone = True
+                self.backlog, self.backlog_size = [], 0
+                if not self.error:
+                    self.lines.append(
+                        "the writer process ended early: this command was not recorded"
+                    )
+                return
+            self.backlog_size -= written
+            if written == len(self.backlog[0]):
+                self.backlog.pop(0)
+            else:
+                self.backlog[0] = self.backlog[0][written:]
+
+    def _await_verdict(self) -> None:
+        deadline = time.monotonic() + VERDICT_SECONDS
+        poller = select.poll()
+        poller.register(self.reports, select.POLLIN)
+        while not (self.synced or self.lines or self.gone):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.lines.append(
+                    f"the store has not answered in {VERDICT_SECONDS:g} s: the record is "
+                    "written in the background (or waits in the spool if that fails)"
+                )
+                return
+            if poller.poll(left * 1000) and not self._read_reports():
+                return  # the child has ended
+
+    def _read_reports(self) -> bool:
+        """Take in what the child said; False when it has closed the pipe."""
+        try:
+            data = os.read(self.reports, 65536)
+        except (BlockingIOError, OSError):
+            return True
+        if not data:
+            return False
+        for marker, name in ((TOOK_FIRST, "store_took_first"), (SYNCED, "synced")):
+            if marker in data:
+                setattr(self, name, True)
+                data = data.replace(marker, b"")
+        self.lines += [line for line in data.decode(errors="replace").splitlines() if line]
+        return True
+
+
+def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask) -> None:
+    """In the forked child: detach, serve, and never return."""
+    code = 1
+    try:
+        os.setsid()
+        os.nice(CHILD_NICENESS)
+        for sig in _IGNORED_BY_CHILD:
+            signal.signal(sig, signal.SIG_IGN)
+        stderr = _dup(2)  # for a failure the parent is no longer there to report
+        null = os.open(os.devnull, os.O_RDWR)
+        keep = {data, reports, stderr, lock, null}
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) > 2 and int(name) not in keep:
+                try:
+                    os.close(int(name))
+                except OSError:
+                    pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _let_the_command_start(data)
+        from qme.recorder.background import serve
+
+        serve(settings, data, reports, stderr, lock, lock_name)
+        code = 0
+    except BaseException:  # noqa: BLE001, S110 - never return into the parent's code
+        pass
+    finally:
+        os._exit(code)
+
+
+def _let_the_command_start(data: int) -> None:
+    poller = select.poll()
+    poller.register(data, 0)  # only POLLHUP: the parent has closed its end
+    poller.poll(START_DELAY_MS)
+
+
+def _dup(fd: int) -> int | None:
+    try:
+        return os.dup(fd)
+    except OSError:
+        return None

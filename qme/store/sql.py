@@ -1,0 +1,373 @@
+"""PostgreSQL and MySQL/MariaDB stores through SQLAlchemy Core: one history that
+many machines and users share.
+
+The layout follows the SQLite store: a row per task, output kept as raw chunks
+appended while the command runs, the searchable text apart with the server's
+full-text index (qme/store/sqlsearch.py). Every write also increments a counter
+(data_version) and, on PostgreSQL, sends a NOTIFY that a live dashboard LISTENs
+for (qme/store/pglisten.py). SQLAlchemy is imported only when such a store opens.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import sqlalchemy as sa
+
+from qme.errors import NoSuchTask, StoreError
+from qme.store import servers, sqlsearch
+from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding
+from qme.store.sqlschema import COLUMNS, SEARCH_FIELDS, chunks, meta, migrate, search_table, tasks
+from qme.task import PENDING, RUNNING, STREAMS, Task
+from qme.text import first_match, searchable, word_pattern
+
+CONNECT_TIMEOUT_SECONDS = 5
+CHANNEL = "qme_changes"
+STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
+JSON_COLUMNS = {"argv", "data"}
+FILTERS = ("executor", "status", "cwd", "session", "host", "user")
+WINDOW = 2000  # the newest tasks a search reads one by one before using the index
+WRITE_ATTEMPTS = 3  # a deadlock between concurrent writers is retried
+CONFLICTS = {"40001", "40P01", 1205, 1213}  # PostgreSQL SQLSTATEs, MySQL error numbers
+TASK_COLUMNS = [tasks.c[name] for name in COLUMNS]
+
+
+def _guarded(method):
+    """Driver errors become one StoreError line, without the password."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(self.explain(exc)) from None
+
+    return wrapper
+
+
+class SqlStore(Store):
+    def __init__(self, kind: str, url: str):
+        self.name = kind
+        self.url = url
+        self.dialect = "postgresql" if kind == "postgresql" else "mysql"
+        self._token_sizes: tuple[int, int] | None = None
+        self.texts = search_table(self.dialect)
+        try:
+            self.engine = sa.create_engine(
+                url,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                pool_pre_ping=True,
+                pool_recycle=3600,
+            )
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            migrate(self.engine)
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
+            raise StoreError(self.explain(exc)) from None
+
+    def explain(self, exc: Exception) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        args = getattr(orig, "args", ())
+        detail = args[1] if len(args) == 2 and isinstance(args[0], int) else str(orig)
+        lines = [line.strip() for line in str(detail).splitlines() if line.strip()]
+        where = servers.redact(self.url).partition("://")[2]
+        return servers.scrub(f"{self.name} store {where}: {lines[0] if lines else exc}", self.url)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _write(self, work):
+        """work(connection) in one transaction that also marks the store changed."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    result = work(conn)
+                    conn.execute(
+                        meta.update().where(meta.c.name == "changes").values(value=meta.c.value + 1)
+                    )
+                    if self.dialect == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+                    return result
+            except sa.exc.DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None) or (exc.orig.args or (None,))[0]
+                if code not in CONFLICTS or attempt + 1 == WRITE_ATTEMPTS:
+                    raise
+
+    def _index(self, texts: list[str]) -> dict:
+        column = "tsv" if self.dialect == "postgresql" else "words"
+        return {column: sqlsearch.index_value(self.dialect, texts)}
+
+    @_guarded
+    def add(self, task: Task) -> None:
+        def work(conn):
+            inserted = conn.execute(tasks.insert().values(uuid=task.uuid, **_to_row(task)))
+            texts = [task.command, task.message or ""]
+            conn.execute(
+                self.texts.insert().values(
+                    task=inserted.inserted_primary_key[0],
+                    **dict(zip(SEARCH_FIELDS, texts + ["", ""])),
+                    **self._index(texts),
+                )
+            )
+
+        self._write(work)
+
+    @_guarded
+    def append(self, task_id: str, stream: str, data: bytes) -> None:
+        source = sa.select(
+            tasks.c.seq,
+            sa.literal(STREAM_CODES[stream], sa.SmallInteger),
+            sa.literal(data, sa.LargeBinary),
+        ).where(tasks.c.id == task_id)
+        self._write(
+            lambda conn: conn.execute(
+                chunks.insert().from_select(["task", "stream", "data"], source)
+            )
+        )
+
+    @_guarded
+    def update(self, task: Task) -> None:
+        def work(conn):
+            seq = _seq(conn, task.id)
+            row = _to_row(task)
+            del row["id"]
+            conn.execute(tasks.update().where(tasks.c.seq == seq).values(**row))
+            texts = [task.command, task.message or ""]
+            texts += [searchable(_stream(conn, seq, s)) for s in STREAMS]
+            conn.execute(
+                self.texts.update()
+                .where(self.texts.c.task == seq)
+                .values(**dict(zip(SEARCH_FIELDS, texts)), **self._index(texts))
+            )
+
+        self._write(work)
+
+    @_guarded
+    def delete(self, task_ids: list[str]) -> int:
+        def work(conn):
+            found = conn.execute(sa.select(tasks.c.seq).where(tasks.c.id.in_(task_ids)))
+            seqs = [row[0] for row in found]
+            self._delete(conn, seqs)
+            return len(seqs)
+
+        return self._write(work) if task_ids else 0
+
+    @_guarded
+    def clear(self, executor: str | None = None) -> int:
+        def work(conn):
+            if executor is None:
+                count = conn.execute(sa.select(sa.func.count()).select_from(tasks)).scalar()
+                for table in (chunks, self.texts, tasks):
+                    conn.execute(table.delete())
+                return count
+            found = conn.execute(sa.select(tasks.c.seq).where(tasks.c.executor == executor))
+            seqs = [row[0] for row in found]
+            self._delete(conn, seqs)
+            return len(seqs)
+
+        return self._write(work)
+
+    def _delete(self, conn, seqs: list[int]) -> None:
+        if seqs:
+            conn.execute(chunks.delete().where(chunks.c.task.in_(seqs)))
+            conn.execute(self.texts.delete().where(self.texts.c.task.in_(seqs)))
+            conn.execute(tasks.delete().where(tasks.c.seq.in_(seqs)))
+
+    # -- reading ------------------------------------------------------------------------
+
+    @_guarded
+    def get(self, task_id: str, streams: bool = True) -> Task:
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                sa.select(tasks.c.seq, *TASK_COLUMNS).where(tasks.c.id == task_id)
+            ).first()
+            if row is None:
+                raise NoSuchTask(task_id)
+            task = _from_row(row[1:])
+            if streams:
+                task.output, task.error = (_stream(conn, row[0], s) for s in STREAMS)
+        return task
+
+    @_guarded
+    def match(self, prefix: str, limit: int) -> list[str]:
+        # Ranges rather than LIKE, so that both indexes are used.
+        upper = prefix + "\U0010ffff"
+        by_id = sa.select(tasks.c.id).where(tasks.c.id >= prefix, tasks.c.id < upper)
+        by_uuid = sa.select(tasks.c.id).where(tasks.c.uuid >= prefix, tasks.c.uuid < upper)
+        with self.reader.connect() as conn:
+            rows = conn.execute(sa.union(by_id, by_uuid).limit(limit))
+            return [row[0] for row in rows]
+
+    @_guarded
+    def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
+        order = _order(newest_first)
+        where = _where(query)
+        if query.offset:
+            # Skip in the index alone, then read only the rows of the page.
+            page = (
+                sa.select(tasks.c.seq)
+                .where(*where)
+                .order_by(*order)
+                .limit(query.limit)
+                .offset(query.offset)
+                .subquery()
+            )
+            statement = sa.select(*TASK_COLUMNS).join_from(tasks, page, tasks.c.seq == page.c.seq)
+        else:
+            statement = sa.select(*TASK_COLUMNS).where(*where).limit(query.limit)
+        with self.reader.connect() as conn:
+            return [_from_row(r) for r in conn.execute(statement.order_by(*order))]
+
+    @_guarded
+    def count(self, query: TaskQuery) -> int:
+        matching = sa.select(tasks.c.seq).where(*_where(query)).limit(query.limit).subquery()
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar()
+
+    @_guarded
+    def recent(self, since: float) -> list[Task]:
+        started = sa.select(*TASK_COLUMNS).where(tasks.c.started >= since)
+        unfinished = sa.select(*TASK_COLUMNS).where(
+            tasks.c.status.in_([RUNNING, PENDING]), tasks.c.started < since
+        )
+        with self.reader.connect() as conn:
+            rows = conn.execute(sa.union_all(started, unfinished))
+            return sorted((_from_row(r) for r in rows), key=lambda t: t.started)
+
+    @_guarded
+    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
+        # Find the chunk holding offset from the chunks' lengths alone, then read
+        # only the data from there on: following a growing output stays cheap.
+        with self.reader.connect() as conn:
+            mine = sa.and_(
+                chunks.c.task == _seq(conn, task_id), chunks.c.stream == STREAM_CODES[stream]
+            )
+            sizes = conn.execute(
+                sa.select(chunks.c.seq, sa.func.length(chunks.c.data))
+                .where(mine)
+                .order_by(chunks.c.seq)
+            )
+            first, offset = chunk_holding(sizes, offset)
+            if first is None:
+                return b""
+            rows = conn.execute(
+                sa.select(chunks.c.data).where(mine, chunks.c.seq >= first).order_by(chunks.c.seq)
+            )
+            return b"".join(r[0] for r in rows)[offset:]
+
+    @_guarded
+    def data_version(self) -> object:
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(meta.c.value).where(meta.c.name == "changes")).scalar()
+
+    def listen(self):
+        if self.dialect != "postgresql":
+            return None
+        from qme.store.pglisten import Listener
+
+        try:
+            return Listener(self.engine, CHANNEL)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(self.explain(exc)) from None
+
+    @_guarded
+    def search(
+        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+    ) -> list[SearchHit]:
+        # Newest first: a common word's hits are among the newest WINDOW tasks, read
+        # one by one; a rarer word's come from the full-text index, all of them
+        # first (ordered by an expression, so that the planner cannot choose to
+        # walk back through every task looking for it).
+        texts = self.texts
+        filters = {"executor": executor, "status": status}
+        filters = [tasks.c[name] == value for name, value in filters.items() if value]
+        rows = []
+        newest_first = [tasks.c.started.desc(), texts.c.task.desc()]
+        with self.reader.connect() as conn:
+            if not rank:
+                oldest_in_window = conn.execute(
+                    sa.select(tasks.c.started)
+                    .order_by(*newest_first[:1])
+                    .offset(WINDOW - 1)
+                    .limit(1)
+                ).scalar()
+                in_window = tasks.c.started >= (oldest_in_window or 0)
+                where, _ = sqlsearch.condition(texts, self.dialect, words, self._sizes(), True)
+                rows = self._rows(conn, [where, in_window, *filters], newest_first, limit, offset)
+            if len(rows) < limit:
+                where, relevance = sqlsearch.condition(texts, self.dialect, words, self._sizes())
+                order = [relevance.desc(), *newest_first] if rank else []
+                order = order or [(tasks.c.started + 0).desc(), texts.c.task.desc()]
+                rows = self._rows(conn, [where, *filters], order, limit, offset)
+        patterns = [word_pattern(w) for w in words]
+        hits = []
+        for row in rows:
+            task = _from_row(row[: len(COLUMNS)])
+            found = first_match(dict(zip(SEARCH_FIELDS, row[len(COLUMNS) :])), patterns)
+            hits.append(SearchHit(task, *(found or ("command", task.command))))
+        return hits
+
+    def _rows(self, conn, where: list, order: list, limit: int, offset: int) -> list:
+        statement = (
+            sa.select(*TASK_COLUMNS, *(self.texts.c[name] for name in SEARCH_FIELDS))
+            .join_from(self.texts, tasks, tasks.c.seq == self.texts.c.task)
+            .where(*where)
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+        )
+        return conn.execute(statement).all()
+
+    def _sizes(self) -> tuple[int, int]:
+        """The shortest and longest word InnoDB's FULLTEXT index keeps."""
+        if self._token_sizes is None and self.dialect == "mysql":
+            with self.reader.connect() as conn:
+                sizes = "SELECT @@innodb_ft_min_token_size, @@innodb_ft_max_token_size"
+                self._token_sizes = tuple(conn.execute(sa.text(sizes)).one())
+        return self._token_sizes or (0, 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _seq(conn, task_id: str) -> int:
+    seq = conn.execute(sa.select(tasks.c.seq).where(tasks.c.id == task_id)).scalar()
+    if seq is None:
+        raise NoSuchTask(task_id)
+    return seq
+
+
+def _stream(conn, seq: int, stream: str) -> bytes:
+    rows = conn.execute(
+        sa.select(chunks.c.data)
+        .where(chunks.c.task == seq, chunks.c.stream == STREAM_CODES[stream])
+        .order_by(chunks.c.seq)
+    )
+    return b"".join(r[0] for r in rows)
+
+
+def _order(newest_first: bool) -> list:
+    if newest_first:
+        return [tasks.c.started.desc(), tasks.c.seq.desc()]
+    return [tasks.c.started.asc(), tasks.c.seq.asc()]
+
+
+def _where(query: TaskQuery) -> list:
+    clauses = [tasks.c[n] == getattr(query, n) for n in FILTERS if getattr(query, n) is not None]
+    if query.since is not None:
+        clauses.append(tasks.c.started >= query.since)
+    if query.until is not None:
+        clauses.append(tasks.c.started < query.until)
+    return clauses
+
+
+def _to_row(task: Task) -> dict:
+    return {
+        c: json.dumps(getattr(task, c)) if c in JSON_COLUMNS else getattr(task, c) for c in COLUMNS
+    }
+
+
+def _from_row(row) -> Task:
+    values = dict(zip(COLUMNS, row))
+    for column in JSON_COLUMNS:
+        values[column] = json.loads(values[column])
+    return Task(**values)

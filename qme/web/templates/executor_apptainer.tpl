@@ -1,0 +1,2 @@
+%# `apptainer` tasks: the container page (container.tpl).
+% include('container.tpl')

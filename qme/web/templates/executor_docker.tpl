@@ -1,0 +1,2 @@
+%# `docker` tasks: the container page (container.tpl).
+% include('container.tpl')

@@ -1,0 +1,2 @@
+%# `podman` tasks: the container page (container.tpl).
+% include('container.tpl')

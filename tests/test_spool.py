@@ -1,0 +1,209 @@
+"""The spool: what a failing store would not take waits in $QME_HOME/spool/ and is
+delivered, byte for byte and exactly once, when the store works again.
+
+Real failures of real SQLite files (a database locked by another process, a
+database path that is a directory). The store under test is picked by
+`open_test_store`, so that the same tests can run against a server store by
+stopping and restarting the server where these lock or move the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import HeldRun, wait_for
+
+from qme.errors import NoSuchTask
+from qme.store import spool
+from qme.store.sqlite import SqliteStore
+from qme.store.writer import StoreWriter
+from qme.task import COMPLETE, Task
+
+BINARY = bytes(range(256)) * 3
+
+
+def open_test_store(home, busy_timeout=0.2):
+    return SqliteStore(home / "qme.db", busy_timeout=busy_timeout)
+
+
+def new_task(number: int = 1) -> Task:
+    return Task(
+        id=f"shell-0000000{number}-0000-4000-8000-000000000000",
+        executor="shell",
+        command=f"cmd {number}",
+        argv=["cmd", str(number)],
+        cwd="/",
+        user="u",
+        host="h",
+        started=1000.0 + number,
+    )
+
+
+class Locked:
+    """Another process holding the database in an exclusive transaction."""
+
+    def __init__(self, path):
+        code = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout.readline() == b"locked\n"
+
+    def release(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def stored_output(store, task: Task) -> bytes | None:
+    try:
+        return store.read(task.id, "output")
+    except NoSuchTask:
+        return None
+
+
+def finished(task: Task) -> Task:
+    return task.copy(status=COMPLETE, ended=task.started + 1, returncode=0, output_size=7)
+
+
+def test_a_store_failing_mid_task_spools_the_rest_and_delivery_completes_it(qme_home):
+    task = new_task()
+    open_test_store(qme_home).close()
+    writer = StoreWriter(lambda: open_test_store(qme_home), str(qme_home))
+    writer.add(task)
+    writer.append(task.id, "output", b"before ")
+    with open_test_store(qme_home) as reader:
+        wait_for(lambda: stored_output(reader, task) == b"before ", what="the first write")
+    lock = Locked(qme_home / "qme.db")
+    try:
+        writer.append(task.id, "output", BINARY)
+        writer.append(task.id, "error", b"err")
+        writer.update(finished(task))
+        assert writer.close() is not None and "locked" in writer.error
+        assert writer.message().startswith("could not write to the store (database is locked)")
+    finally:
+        lock.release()
+    [path] = spool.pending(str(qme_home))
+    assert spool.spooled_task(path).id == task.id
+    with open_test_store(qme_home) as store:
+        assert store.get(task.id).status == "running"  # the store has only the start
+        assert spool.deliver(str(qme_home), store) == 1
+        stored = store.get(task.id)
+    assert (stored.output, stored.error) == (b"before " + BINARY, b"err")
+    assert stored.status == COMPLETE and stored.returncode == 0
+    assert spool.pending(str(qme_home)) == []
+
+
+def test_a_store_that_never_opens_spools_whole_tasks(qme_home):
+    (qme_home / "qme.db").mkdir(parents=True)
+    writer = StoreWriter(lambda: open_test_store(qme_home), str(qme_home))
+    tasks = [new_task(n) for n in (1, 2)]
+    for task in tasks:
+        writer.add(task)
+        writer.append(task.id, "output", b"out %d\n" % tasks.index(task))
+        writer.update(finished(task))
+    assert writer.close().startswith("cannot open the SQLite store")
+    assert len(spool.pending(str(qme_home))) == 2
+    (qme_home / "qme.db").rmdir()
+    with open_test_store(qme_home) as store:
+        assert spool.deliver(str(qme_home), store) == 2
+        assert [store.get(t.id).output for t in tasks] == [b"out 0\n", b"out 1\n"]
+
+
+def test_delivery_skips_what_the_store_already_has(qme_home):
+    """An append the store made without saying so (a lost reply), or a delivery cut
+    short, is not appended twice."""
+    task = new_task()
+    spooled = spool.SpoolFile(str(qme_home), task, {"output": 0, "error": 0})
+    spooled.append("output", b"hello ")
+    spooled.append("output", b"world")
+    spooled.update(finished(task))
+    spooled.close()
+    with open_test_store(qme_home) as store:
+        store.add(task)
+        store.append(task.id, "output", b"hello wo")
+        assert spool.deliver(str(qme_home), store) == 1
+        assert store.get(task.id).output == b"hello world"
+
+
+def test_a_file_still_being_written_is_not_delivered(qme_home):
+    task = new_task()
+    spooled = spool.SpoolFile(str(qme_home), task, None)
+    spooled.append("output", b"so far")
+    with open_test_store(qme_home) as store:
+        assert spool.deliver(str(qme_home), store) == 0
+        spooled.close()
+        assert spool.deliver(str(qme_home), store) == 1
+        assert store.get(task.id).output == b"so far"
+
+
+@pytest.mark.slow
+def test_many_deliverers_deliver_each_record_once(qme_home):
+    (qme_home / "qme.db").mkdir(parents=True)
+    writer = StoreWriter(lambda: open_test_store(qme_home), str(qme_home))
+    for number in range(20):
+        task = new_task(number)
+        writer.add(task)
+        writer.append(task.id, "output", b"%d\n" % number)
+        writer.update(finished(task))
+    writer.close()
+    (qme_home / "qme.db").rmdir()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "qme", "sync"], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    delivered = 0
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        delivered += int(err.split()[1])
+    assert delivered == 20
+    with open_test_store(qme_home) as store:
+        outputs = sorted(store.get(t.id).output for t in store.list(store_query()))
+    assert outputs == sorted(b"%d\n" % n for n in range(20))
+
+
+def store_query():
+    from qme.store.base import TaskQuery
+
+    return TaskQuery()
+
+
+def test_qme_run_whose_store_locks_mid_run_is_delivered_by_the_next_reader(qme_home, tmp_path):
+    """The task is stored while the command runs; then the database is locked for
+    longer than qme waits; the rest goes to the spool, and `qme ls` delivers it."""
+    env = {**os.environ, "QME_BUSY_TIMEOUT": "0.5"}
+    with HeldRun(tmp_path, env) as run:
+
+        def first_stored():
+            if not (qme_home / "qme.db").exists():
+                return None
+            with open_test_store(qme_home) as store:
+                tasks = store.list(store_query())
+                return tasks and store.read(tasks[0].id, "output") == b"first\n" and tasks[0]
+
+        task = wait_for(first_stored, what="the task and its first line in the store")
+        lock = Locked(qme_home / "qme.db")
+        try:
+            [warning] = run.release().decode().splitlines()  # told by qme run itself
+            assert warning.startswith("qme: warning: could not write to the store"), warning
+            wait_for(lambda: spool.pending(str(qme_home)), what="the spool file")
+        finally:
+            lock.release()
+    listing = subprocess.run(
+        [sys.executable, "-m", "qme", "ls", "--json"], capture_output=True, env=env, check=True
+    )
+    [shown] = json.loads(listing.stdout)
+    assert (shown["id"], shown["status"], shown["returncode"]) == (task.id, "failed", 3)
+    with open_test_store(qme_home) as store:
+        assert store.read(task.id, "output") == b"first\nsecond\n"
+    assert spool.pending(str(qme_home)) == []
