@@ -10,12 +10,12 @@ import re
 import time
 from collections.abc import Sequence
 
-from qme import console, executors
+from qme import console, executors, pending
 from qme.config import OPTIONS, Settings, parse_size
 from qme.errors import AmbiguousTask, ConfigError, NoSuchTask, QmeError
 from qme.origin import command_line, current_directory, current_user, hostname
 from qme.store import SearchHit, Store, TaskQuery, describe, open_store
-from qme.task import STREAMS, Task, new_uuid4
+from qme.task import LOST, STREAMS, Task, new_uuid4
 from qme.text import words
 
 TASK_ID_CHARS = re.compile(r"[A-Za-z0-9._-]+")
@@ -36,11 +36,13 @@ class Queue:
 
     @property
     def store(self) -> Store:
+        """The store, with the records that `qme run`s have finished but their
+        writers not yet saved waited for (qme/pending.py), so that a task read right
+        after its `qme run` returned is read as it ended."""
+        pending.wait(self.settings.home)
         if self._store is None:
-            from qme import pending
             from qme.store import spool
 
-            pending.wait(self.settings.home)  # records `qme run` has yet to write
             self._store = open_store(self.settings)
             spool.deliver_or_warn(self.settings.home, self._store)
         return self._store
@@ -279,11 +281,27 @@ class Queue:
         for task in tasks:
             task.queue = self
         for task in executors.refresh(tasks, self.settings):
+            if task.status == LOST and self._ended_meanwhile(task):
+                continue
             try:
                 self.store.update(task)
             except QmeError as exc:
                 console.debug(f"could not save the new status of {task.id}: {exc}")
         return tasks
+
+    def _ended_meanwhile(self, task: Task) -> bool:
+        """Whether the task, read as running and found lost, has been saved as ended
+        since it was read (its writer finished it): then it takes that state."""
+        try:
+            stored = self.store.get(task.id, streams=False)
+        except QmeError:
+            return False
+        if not stored.finished or stored.status == LOST:
+            return False
+        for name in stored.FIELDS:
+            if name not in (*STREAMS, "queue"):
+                setattr(task, name, getattr(stored, name))
+        return True
 
     def run_action(self, task: Task | str | None, name: str, **options):
         """Run an action of a task's executor (a task, an id or prefix, or None for

@@ -83,6 +83,24 @@ def wait(home: str, timeout: float = WAIT_SECONDS) -> None:
             os.close(fd)
 
 
+def being_written(home: str, name: str | None) -> bool:
+    """Whether the writer of the record of recorder `name` is writing it now (its
+    qme run has ended and handed it over)."""
+    if not name:
+        return False
+    try:
+        fd = os.open(os.path.join(home, FOLDER, name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _wait_for_lock(fd: int, deadline: float) -> bool:
     while True:
         try:

@@ -120,3 +120,13 @@ def test_sqlite_and_files_never_import_sqlalchemy_or_drivers(qme_home, database)
     )
     assert "hi" in result.stdout  # the commands ran
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_an_open_queue_reads_a_run_that_just_ended_as_it_ended(queue, qme):
+    # `qme run` leaves the last write to its writer child; a reader must not take
+    # the task for running, nor for lost (its recorder has exited).
+    queue.list()
+    for code in range(1, 8):
+        assert qme("run", "sh", "-c", f"exit {code}").returncode == code
+        task = queue.get()
+        assert (task.status, task.returncode) == ("failed", code)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-from qme import liveness
+from qme import liveness, pending
 from qme.config import Settings
 from qme.errors import QmeError
 from qme.task import LOST, RUNNING, Task
@@ -89,7 +89,7 @@ class Executor:
 
         By default a task still `running` on this machine whose recorder has died
         (kill -9, power loss) becomes `lost`."""
-        return mark_lost(tasks)
+        return mark_lost(tasks, self.config.home)
 
     def run_action(self, task: Task, name: str, **options: Any) -> Any:
         found = self.actions.get(name)
@@ -98,11 +98,18 @@ class Executor:
         return getattr(self, found.method)(task, **options)
 
 
-def mark_lost(tasks: list[Task]) -> list[Task]:
+def mark_lost(tasks: list[Task], home: str) -> list[Task]:
+    """Tasks running on this machine whose recorder is gone, and whose record is not
+    being finished by a writer child either (qme/pending.py), become lost."""
     here = os.uname().nodename
     lost = []
     for task in tasks:
-        if task.status == RUNNING and task.host == here and not liveness.is_alive(task.recorder):
+        if (
+            task.status == RUNNING
+            and task.host == here
+            and not liveness.is_alive(task.recorder)
+            and not pending.being_written(home, task.recorder)
+        ):
             task.status = LOST
             lost.append(task)
     return lost
