@@ -39,14 +39,17 @@ def export(store: Store, out: IO[str], query: TaskQuery | None = None, as_json: 
     """Write the tasks of store matching query (all by default) to out; returns
     how many."""
     header = {"format": FORMAT, "version": VERSION, "qme": __version__, "exported": time.time()}
-    count = 0
-    if as_json:
+    if as_json:  # the header's object, with "tasks" added
         out.write(json.dumps(header)[:-1] + ', "tasks": [')
     else:
         out.write(json.dumps(header) + "\n")
+    count = 0
     for task in _oldest_first(store, query or TaskQuery()):
         line = json.dumps(to_record(task))
-        out.write(("\n  " if count == 0 else ",\n  ") + line if as_json else line + "\n")
+        if as_json:
+            out.write(("," if count else "") + "\n  " + line)
+        else:
+            out.write(line + "\n")
         count += 1
     if as_json:
         out.write("\n]}\n" if count else "]}\n")

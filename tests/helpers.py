@@ -67,6 +67,17 @@ def require_program(name: str) -> str:
     return path
 
 
+def start_run(*command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`qme run COMMAND` in the background, stdout and stderr piped, no stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qme", "run", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
 class HeldRun:
     """`qme run` of a command that prints 'first', waits until released, prints
     'second' and exits 3: for breaking the store in the middle of a run."""
@@ -74,13 +85,7 @@ class HeldRun:
     def __init__(self, tmp_path, env: dict[str, str]):
         self.go = tmp_path / "go"
         script = f"echo first; while [ ! -e {self.go} ]; do sleep 0.02; done; echo second; exit 3"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qme", "run", "sh", "-c", script],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
+        self.proc = start_run("sh", "-c", script, env=env)
 
     def release(self) -> bytes:
         """Let the command finish; its stderr (qme's warnings), once it exited 3."""

@@ -25,7 +25,7 @@ from urllib.request import Request, urlopen
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from helpers import last_task, ok, one_error_line, unavailable, wait_for
+from helpers import last_task, ok, one_error_line, require_program, unavailable, wait_for
 
 from qme import Queue, executors
 from qme.config import Settings
@@ -414,8 +414,7 @@ def test_a_run_that_started_no_container(podman, qme, fast_refresh):
 @pytest.mark.slow
 def test_docker_executor_through_podman_service(podman, tmp_path, qme, qme_home, fast_refresh):
     """The docker CLI against podman's Docker-compatible API (DOCKER_HOST)."""
-    if not shutil.which("docker"):
-        pytest.skip("the docker CLI is not installed (the docker executor needs only it)")
+    require_program("docker")  # scripts/podman.sh installs it
     sock = tmp_path / "podman.sock"
     service = subprocess.Popen(
         ["podman", "system", "service", "--time=0", f"unix://{sock}"],

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import start_run, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -206,13 +206,7 @@ def test_database_locked_longer_than_the_busy_timeout(qme_home):
     try:
         assert holder.stdout.readline() == b"locked\n"
         begin = time.monotonic()
-        proc = subprocess.Popen(
-            [*QME, "run", *COMMAND],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "QME_BUSY_TIMEOUT": "2"},
-        )
+        proc = start_run(*COMMAND, env={**os.environ, "QME_BUSY_TIMEOUT": "2"})
         first = proc.stdout.readline()
         shown_after = time.monotonic() - begin
         try:  # qme waits for the busy timeout (2 s here), then must end
@@ -300,12 +294,7 @@ def test_bad_max_output_setting_still_runs(qme_home):
 def test_killed_recorder_leaves_the_task_lost(qme_home):
     from qme import Queue
 
-    proc = subprocess.Popen(
-        [*QME, "run", "sleep", "30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = start_run("sleep", "30")
     sleeper = None
     try:
         queue = Queue(config_dir=qme_home)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import last_task
+from helpers import last_task, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -253,18 +253,8 @@ def test_killed_by_a_signal_gives_128_plus_n(qme, qme_home):
 
 def test_sigterm_to_qme_is_passed_on(qme_home, tmp_path):
     ready = tmp_path / "ready"
-    proc = subprocess.Popen(
-        [
-            *QME,
-            "run",
-            "sh",
-            "-c",
-            f"trap 'echo got-term; exit 7' TERM; touch {ready}; while :; do sleep 0.05; done",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    script = f"trap 'echo got-term; exit 7' TERM; touch {ready}; while :; do sleep 0.05; done"
+    proc = start_run("sh", "-c", script)
     try:
         deadline = time.monotonic() + 15
         while not ready.exists() and time.monotonic() < deadline:
@@ -415,18 +405,7 @@ def test_fifty_in_parallel_lose_nothing(qme_home):
 
 def test_output_is_streamed_while_the_command_runs(qme, qme_home, tmp_path):
     go = tmp_path / "go"
-    proc = subprocess.Popen(
-        [
-            *QME,
-            "run",
-            "sh",
-            "-c",
-            f"echo early; while [ ! -e {go} ]; do sleep 0.05; done; echo late",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = start_run("sh", "-c", f"echo early; while [ ! -e {go} ]; do sleep 0.05; done; echo late")
     try:
         assert proc.stdout.readline() == b"early\n"  # not held back by qme
         deadline = time.monotonic() + 15

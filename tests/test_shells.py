@@ -21,16 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 from helpers import require_program, wait_for
-
-ON_CI = os.environ.get("CI") == "true"
-try:
-    import pexpect
-except ImportError:
-    if ON_CI:
-        raise
-    pytest.skip("pexpect is not installed", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "qme" / "shell"

@@ -70,10 +70,9 @@ def launch() -> None:
     """The `qme` program (bin/qme, python -m qme): main(), then exit; after `qme run`
     without Python's finalization, which costs its start-up budget milliseconds and
     has nothing to do there (no threads, no atexit handlers, stdio flushed here)."""
-    from qme.cli.run import parse_fast
-
-    code = main()
-    if parse_fast(sys.argv[1:]) is None:
+    args = parse(sys.argv[1:])
+    code = handle(args)
+    if args.command != "run":
         raise SystemExit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -84,7 +83,11 @@ def launch() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    return handle(parse(sys.argv[1:] if argv is None else argv))
+
+
+def handle(args) -> int:
+    """Run the parsed command; its exit status."""
     try:
         _apply_log_level(args)
         return args.handler(args)

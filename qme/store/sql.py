@@ -286,7 +286,7 @@ class SqlStore(Store):
             if not rank:
                 oldest_in_window = conn.execute(
                     sa.select(tasks.c.started)
-                    .order_by(*newest_first[:1])
+                    .order_by(tasks.c.started.desc())
                     .offset(WINDOW - 1)
                     .limit(1)
                 ).scalar()
@@ -295,8 +295,10 @@ class SqlStore(Store):
                 rows = self._rows(conn, [where, in_window, *filters], newest_first, limit, offset)
             if len(rows) < limit:
                 where, relevance = sqlsearch.condition(texts, self.dialect, words, self._sizes())
-                order = [relevance.desc(), *newest_first] if rank else []
-                order = order or [(tasks.c.started + 0).desc(), texts.c.task.desc()]
+                if rank:
+                    order = [relevance.desc(), *newest_first]
+                else:
+                    order = [(tasks.c.started + 0).desc(), texts.c.task.desc()]
                 rows = self._rows(conn, [where, *filters], order, limit, offset)
         patterns = [word_pattern(w) for w in words]
         hits = []
