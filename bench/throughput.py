@@ -51,6 +51,11 @@ def data_file(size: int) -> str:
     return str(path)
 
 
+def under_script(command: str) -> str:
+    """command run by `script` on a pty of its own, its output on script's stdout."""
+    return f"script -qec {shlex.quote(command)} /dev/null"
+
+
 def parse_size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     text = text.strip().upper().removesuffix("B").removesuffix("I")
@@ -69,15 +74,23 @@ def main() -> None:
     qme = shlex.quote(peers.tool(peers.qme_venv(), "qme"))
     home = str(peers.fresh_dir("throughput-qme-"))
     qme_env = peers.env(HOME=home, QME_HOME=home)
-    on_tty = lambda inner: f"script -qec {shlex.quote(inner)} /dev/null > /dev/null"  # noqa: E731
-
+    cat = f"cat {f}"
     cmds = [
-        Cmd("`cat FILE` (bare)", f"cat {f} > /dev/null"),
-        Cmd("`cat FILE | tee /dev/null`", f"cat {f} | tee /dev/null > /dev/null"),
-        Cmd("`script -qec 'cat FILE' /dev/null`", on_tty(f"cat {f}")),
-        Cmd("`qme run cat FILE` (pipes)", f"{qme} run cat {f} > /dev/null", qme_env),
-        Cmd("on a terminal: `script -qec 'cat FILE'`", on_tty(on_tty(f"cat {f}"))),
-        Cmd("on a terminal: `qme run cat FILE`", on_tty(f"{qme} run cat {f}"), qme_env),
+        Cmd("`cat FILE` (bare)", f"{cat} > /dev/null"),
+        Cmd("`cat FILE | tee /dev/null`", f"{cat} | tee /dev/null > /dev/null"),
+        Cmd("`script -qec 'cat FILE' /dev/null`", f"{under_script(cat)} > /dev/null"),
+        Cmd("`qme run cat FILE` (pipes)", f"{qme} run {cat} > /dev/null", qme_env),
+        # Only the outer script's output goes to /dev/null: the inner one, like qme,
+        # writes everything through the outer pty.
+        Cmd(
+            "on a terminal: `script -qec 'cat FILE'`",
+            f"{under_script(under_script(cat))} > /dev/null",
+        ),
+        Cmd(
+            "on a terminal: `qme run cat FILE`",
+            f"{under_script(f'{qme} run {cat}')} > /dev/null",
+            qme_env,
+        ),
     ]
     load_before = peers.load()
     timings = peers.time_commands(cmds, runs=args.runs, warmup=1)

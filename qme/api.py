@@ -82,8 +82,9 @@ class Queue:
         return self._run(argv, text, message=message, executor=executor, cwd=cwd)
 
     def _run(self, argv, text, *, message, executor, cwd, rerun_of=None) -> Task:
-        from qme.recorder import record
         from qme.recorder.hooks import ExecutorHooks
+        from qme.recorder.recording import record
+        from qme.recorder.spawn import spawn
         from qme.store.writer import StoreWriter
 
         chosen = (
@@ -110,7 +111,7 @@ class Queue:
         except ConfigError:  # reported by the store, which reads the same file
             limit = parse_size(OPTIONS["max_output"].default)
         writer = StoreWriter(lambda: open_store(self.settings), self.settings.home)
-        if record(task, writer, limit, hooks, chdir=cwd):
+        if record(task, spawn(argv, cwd), writer, limit, hooks):
             console.warn(writer.message())
         task.queue = self
         return task

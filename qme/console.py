@@ -12,15 +12,32 @@ import sys
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50}
 
 _threshold = LEVELS["WARNING"]
+_find_level = None  # finds the level when the first message comes; see set_level
 
 
-def set_level(name: str) -> None:
-    global _threshold
-    _threshold = LEVELS[name.upper()]
+def set_level(level) -> None:
+    """level: a name, or a function returning one (or None: keep WARNING) that is
+    called when the first message comes, so that `qme run` reads its configuration
+    only if it has something to say."""
+    global _threshold, _find_level
+    if callable(level):
+        _find_level = level
+    else:
+        _threshold, _find_level = LEVELS[level.upper()], None
+
+
+def _current_threshold() -> int:
+    global _find_level
+    if _find_level is not None:
+        find, _find_level = _find_level, None
+        name = find()
+        if name:
+            set_level(name)
+    return _threshold
 
 
 def _emit(level: str, message: str) -> None:
-    if LEVELS[level] >= _threshold:
+    if LEVELS[level] >= _current_threshold():
         try:
             sys.stderr.write(f"qme: {level.lower()}: {message}\n")
             sys.stderr.flush()

@@ -102,6 +102,7 @@ def test_hot_path_imports_only_the_standard_library(qme_home):
     # The store, its thread and the executor registry are the writer child's work
     # (qme/recorder/handoff.py); these cost the command's start-up milliseconds.
     heavy = {"sqlite3", "threading", "json", "re", "enum", "collections", "argparse", "typing"}
+    heavy.add("termios")  # for terminals only (stdio are pipes here)
     assert sorted(top & heavy) == [], f"qme run imported {sorted(top & heavy)}"
     assert last_task(qme_home).status == "complete"  # written by the child, waited for
 

@@ -174,6 +174,21 @@ def test_database_is_not_sqlite(qme_home):
     assert (qme_home / "qme.db").read_bytes() == garbage  # left as it was
 
 
+@pytest.mark.parametrize("how", ["QME_LOG_LEVEL", "--log_level"])
+@pytest.mark.parametrize("command", [COMMAND, ["sh", "-c", "sleep 0.3; " + COMMAND[2]]])
+def test_log_level_error_silences_the_warning(qme_home, how, command):
+    """Quick commands are reported by the writer child, longer ones by qme run."""
+    qme_home.mkdir()
+    (qme_home / "qme.db").write_bytes(b"this is not a database\n" * 100)
+    if how == "QME_LOG_LEVEL":
+        result = run_qme("run", *command, env={"QME_LOG_LEVEL": "error"})
+    else:
+        result = run_qme("--log_level", "error", "run", *command)
+    assert (result.returncode, result.stdout, result.stderr) == (4, b"ran\n", b"oops\n")
+    assert run_qme("sync", "--list").stdout.count(b"\n") >= 1  # spooled all the same
+    assert_ran_and_warned_once(run_qme("run", *command), "not a database")
+
+
 def test_database_from_a_newer_qme(qme_home):
     qme_home.mkdir()
     db = sqlite3.connect(qme_home / "qme.db")

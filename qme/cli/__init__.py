@@ -55,15 +55,19 @@ def make_queue(args):
 
 
 def _apply_log_level(args) -> None:
-    level = args.log_level
-    if level is None:
-        from qme.config import Settings
+    if args.log_level is not None:
+        console.set_level(args.log_level)
+    else:  # from the configuration, read only when there is a message to filter
+        console.set_level(lambda: _configured_level(args))
 
-        try:
-            level = Settings.load(args.config_dir).log_level
-        except ConfigError:
-            return  # the command reports a broken configuration where it matters
-    console.set_level(level)
+
+def _configured_level(args) -> str | None:
+    from qme.config import Settings
+
+    try:
+        return Settings.load(args.config_dir).log_level
+    except ConfigError:
+        return None  # the command reports a broken configuration where it matters
 
 
 def launch() -> None:

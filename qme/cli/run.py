@@ -122,21 +122,28 @@ class _Args:
 
 def run(args) -> int:
     """Everything about the record (the executor, the store, indexing) is left to
-    a writer child (qme/recorder/handoff.py): this process only runs the command."""
-    from qme import console, liveness
-    from qme.config import OPTIONS, Settings, parse_size
-    from qme.errors import ConfigError, QmeError
-    from qme.origin import command_line, current_directory, current_user, hostname
-    from qme.recorder import record
-    from qme.recorder.handoff import ChildWriter
-    from qme.task import Task, new_uuid4
+    a writer child (qme/recorder/handoff.py): this process only runs the command.
+    It starts the command first: the rest of its start-up overlaps the command's."""
+    from qme.errors import QmeError
+    from qme.origin import command_line
+    from qme.recorder.spawn import spawn
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise QmeError("no command given (usage: qme run COMMAND [ARGS…])")
-    settings = Settings.load(args.config_dir, database=args.database)
     argv, text = command_line(cmd)
-    executor = _executor(args, text, settings)
+    executor = _executor(args, text)
+    started = time.time()
+    child = spawn(argv)
+
+    from qme import console, liveness
+    from qme.config import OPTIONS, Settings, parse_size
+    from qme.errors import ConfigError
+    from qme.origin import current_directory, current_user, hostname
+    from qme.recorder.handoff import ChildWriter
+    from qme.recorder.recording import record
+    from qme.task import Task, new_uuid4
+
     task = Task(
         id=f"{executor}-{new_uuid4()}" if executor else new_uuid4(),
         executor=executor,
@@ -145,15 +152,16 @@ def run(args) -> int:
         cwd=current_directory(),
         user=current_user(),
         host=hostname(),
-        started=time.time(),
+        started=started,
         message=args.run_message or args.message,
         recorder=liveness.token(),
     )
+    settings = Settings.load(args.config_dir, database=args.database, log_level=args.log_level)
     try:
         limit = settings.max_output
     except ConfigError:  # the writer child reports it: it reads the same file
         limit = parse_size(OPTIONS["max_output"].default)
-    error = record(task, ChildWriter(settings, lock_name=task.recorder), limit)
+    error = record(task, child, ChildWriter(settings, lock_name=task.recorder), limit)
     if error:
         console.warn(error)
     if args.verbose:
@@ -161,13 +169,15 @@ def run(args) -> int:
     return task.returncode
 
 
-def _executor(args, text: str, settings) -> str:
+def _executor(args, text: str) -> str:
     """The executor's name, found here only when it is named or its id is printed:
     otherwise the writer child finds it (the registry costs start-up time)."""
     if not (args.executor or args.verbose):
         return ""
     from qme import executors
+    from qme.config import Settings
 
+    settings = Settings.load(args.config_dir, database=args.database)
     if args.executor:
         return executors.get(args.executor, settings).name
     return executors.for_command(text, settings).name

@@ -18,7 +18,8 @@ import struct
 import sys
 import termios
 
-from qme import executors, pending
+from qme import console, executors, pending
+from qme.errors import ConfigError
 from qme.recorder.handoff import SYNCED, TOOK_FIRST
 from qme.recorder.hooks import ExecutorHooks
 from qme.store import open_store, spool
@@ -30,6 +31,9 @@ PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what 
 
 
 def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name) -> None:
+    if stderr is not None and not _warnings_wanted(settings):
+        os.close(stderr)
+        stderr = None
     reporter = Reporter(reports, stderr)
     writer = StoreWriter(lambda: open_store(settings), settings.home, reporter.event)
     tasks = ChildTasks(settings)
@@ -122,6 +126,14 @@ class ChildTasks:
                 except Exception:  # noqa: BLE001
                     pass
         return fresh
+
+
+def _warnings_wanted(settings) -> bool:
+    """Not with log_level ERROR or CRITICAL (QME_LOG_LEVEL, config.ini, --log_level)."""
+    try:
+        return console.LEVELS[settings.log_level] <= console.LEVELS["WARNING"]
+    except ConfigError:
+        return True
 
 
 class Reporter:

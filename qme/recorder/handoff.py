@@ -1,9 +1,11 @@
 """The writer child: a process that does all the store's work for `qme run` and
 `qme session`, so that neither the command nor its exit ever waits on the store.
 
-Forked first thing (before the command, and before anything store-related is
-imported), it leaves the terminal's session (Ctrl-C and Ctrl-Z never reach it,
-so a stopped qme never holds a database lock), puts its stdio on /dev/null and
+Forked once the command has run START_DELAY seconds, or when it ends if sooner
+(most commands are quick, and then the fork costs them nothing, not even
+copy-on-write faults while they run; until then what it is to write waits in
+memory), it leaves the terminal's session (Ctrl-C and Ctrl-Z never reach it, so
+a stopped qme never holds a database lock), puts its stdio on /dev/null and
 takes operations over a pipe: frames of `OP TASK_ID LENGTH\\n` + LENGTH bytes,
 where OP is add or update (the repr() of the task's fields) or output or error
 (bytes to append), and close. The parent writes without blocking (what the pipe
@@ -25,11 +27,9 @@ import time
 from qme import pending
 from qme.recorder.spawn import big_pipe
 
-# The child works while the command starts and runs: let them have the CPU first.
+# The child works while the command runs: let the command have the CPU first.
 CHILD_NICENESS = 10
-# Its work (imports, opening the store) starts once the parent is done, or after
-# this long: a quick command (most are) then never shares the CPU with it.
-START_DELAY_MS = 50
+START_DELAY = 0.05  # seconds; the pump calls `timer` then (see ChildWriter)
 BACKLOG_LIMIT = 4 << 20  # bytes waiting for the pipe; beyond this, writing blocks
 # Besides failures, the child tells the parent two things on the report pipe: that
 # the store took the first batch (TOOK_FIRST: the child then lets go of the user's
@@ -60,28 +60,61 @@ class ChildWriter:
     """StoreWriter's interface (add, append, update, close), for a writer child."""
 
     def __init__(self, settings: Settings, lock_name: str | None = None):
-        """lock_name: make readers wait for the final update (see qme/pending.py)."""
+        """lock_name: make readers wait for the final update (see qme/pending.py).
+
+        The child is forked by start(): when the pump calls `timer` (START_DELAY
+        into the command), when more than BACKLOG_LIMIT waits, or at close(). If
+        it cannot be forked (no memory, processes or fds left), the writer takes
+        nothing and reports that; the command runs regardless."""
+        self.settings, self.lock_name = settings, lock_name
         self.lock = pending.create(settings.home, lock_name) if lock_name else None
-        data_read, self.data = big_pipe()
-        self.reports, report_write = os.pipe()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            self.pid = os.fork()
-            if self.pid == 0:
-                os.close(self.data)
-                os.close(self.reports)
-                _child(settings, data_read, report_write, self.lock, lock_name, mask)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        os.close(data_read)
-        os.close(report_write)
-        os.set_blocking(self.data, False)
-        os.set_blocking(self.reports, False)
+        self.data = self.reports = None  # the pipes to the child, once it runs
         self.backlog: list[bytes] = []
         self.backlog_size = 0
         self.lines: list[str] = []
-        self.gone = False  # the child has ended early
+        self.gone = False  # the child has ended early, or could not start
         self.store_took_first = self.synced = False
+        self.timer = (time.monotonic() + START_DELAY, self.start)
+
+    def start(self) -> None:
+        """Fork the child, unless it runs already, and hand it what waits."""
+        if self.data is not None or self.gone:
+            return
+        try:
+            self._fork()
+        except OSError as exc:
+            self.gone = True
+            self.backlog, self.backlog_size = [], 0
+            self.lines.append(f"cannot start qme's writer process ({exc}): not recorded")
+            pending.release(self.lock, self.settings.home, self.lock_name)
+            self.lock = None
+            return
+        self._flush(block=self.backlog_size > BACKLOG_LIMIT)
+
+    def _fork(self) -> None:
+        opened: list[int] = []
+        try:
+            opened += big_pipe()
+            opened += os.pipe()
+            data_read, data_write, reports, report_write = opened
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    os.close(data_write)
+                    os.close(reports)
+                    _child(self.settings, data_read, report_write, self.lock, self.lock_name, mask)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except OSError:
+            for fd in opened:
+                os.close(fd)
+            raise
+        os.close(data_read)
+        os.close(report_write)
+        os.set_blocking(data_write, False)
+        os.set_blocking(reports, False)
+        self.data, self.reports = data_write, reports
 
     def add(self, task: Task) -> None:
         self._send(b"add", task.id, fields(task))
@@ -102,6 +135,9 @@ class ChildWriter:
     def close(self) -> str | None:
         """Hand over the rest and return the child's report of a failure, if any;
         the child finishes on its own."""
+        self.start()
+        if self.data is None:  # it could not start
+            return self.error
         pending.hold(self.lock)
         self._send(b"close", "-", b"")
         self._flush(block=True)
@@ -122,7 +158,10 @@ class ChildWriter:
             return
         self.backlog.append(b"%s %s %d\n" % (op, task_id.encode(), len(payload)) + payload)
         self.backlog_size += len(self.backlog[-1])
-        self._flush(block=self.backlog_size > BACKLOG_LIMIT)
+        if self.data is not None:
+            self._flush(block=self.backlog_size > BACKLOG_LIMIT)
+        elif self.backlog_size > BACKLOG_LIMIT:
+            self.start()
 
     def _flush(self, block: bool) -> None:
         while self.backlog and not self.gone:
@@ -164,6 +203,8 @@ class ChildWriter:
 
     def _read_reports(self) -> bool:
         """Take in what the child said; False when it has closed the pipe."""
+        if self.reports is None:
+            return False
         try:
             data = os.read(self.reports, 65536)
         except (BlockingIOError, OSError):
@@ -184,6 +225,7 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
     try:
         os.setsid()
         os.nice(CHILD_NICENESS)
+        _drop_handlers()
         for sig in _IGNORED_BY_CHILD:
             signal.signal(sig, signal.SIG_IGN)
         stderr = _dup(2)  # for a failure the parent is no longer there to report
@@ -198,7 +240,6 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
                 except OSError:
                     pass
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _let_the_command_start(data)
         from qme.recorder.background import serve
 
         serve(settings, data, reports, stderr, lock, lock_name)
@@ -209,10 +250,13 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
         os._exit(code)
 
 
-def _let_the_command_start(data: int) -> None:
-    poller = select.poll()
-    poller.register(data, 0)  # only POLLHUP: the parent has closed its end
-    poller.poll(START_DELAY_MS)
+def _drop_handlers() -> None:
+    """Forget the pump's signal handlers, forked in the middle of it: their wake-up
+    fd is the parent's pipe, and its number is soon reused for another file."""
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def _dup(fd: int) -> int | None:

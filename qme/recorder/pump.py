@@ -11,10 +11,9 @@ from __future__ import annotations
 import _signal as signal  # see spawn.py
 import os
 import select
-import termios
+import time
 
 from qme.recorder.spawn import Child
-from qme.recorder.terminal import RawMode, copy_size
 
 READ_SIZE = 64 * 1024  # per read: under glibc's mmap threshold, so no mmap per read
 # Per poll wake-up and fd, then one write and one record. A pipe hands out up to
@@ -25,11 +24,6 @@ READ_SIZE = 64 * 1024  # per read: under glibc's mmap threshold, so no mmap per 
 BURST_SIZE = 16 * 1024
 QUIET_MS = 100  # once the command has exited, stop when its fds are idle this long
 POLL_MS_WITHOUT_SIGNALS = 50
-_SIGNAL_KEYS = (
-    (termios.VINTR, signal.SIGINT),
-    (termios.VQUIT, signal.SIGQUIT),
-    (termios.VSUSP, signal.SIGTSTP),
-)
 STOP_WAIT_SECONDS = 2  # how long Ctrl-Z waits for a store write to finish
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
@@ -46,12 +40,14 @@ class Exit:
 
 
 class Pump:
-    def __init__(self, child: Child, record, store_busy=None):
+    def __init__(self, child: Child, record, store_busy=None, timer=None):
         """record(stream, data) sees every chunk of output first; if it returns bytes,
-        those are shown instead of data."""
+        those are shown instead of data. timer: (when, call), to call() once, when
+        time.monotonic() reaches when, even if nothing else happens by then."""
         self.child = child
         self.record = record
         self.store_busy = store_busy  # a lock held while the store is written
+        self.timer = timer
         self.reads = dict(child.reads)
         for fd in self.reads:  # drained until they would block: see _read_output
             os.set_blocking(fd, False)
@@ -59,7 +55,11 @@ class Pump:
         self.keyboard = child.keyboard  # None once the user's terminal has closed
         self.input_fd = child.input_fd
         self.reading_keys = False  # only while qme's job owns the terminal
-        self.raw = RawMode(child.keyboard) if child.keyboard is not None else None
+        self.raw = None
+        if child.keyboard is not None:  # termios (qme.recorder.terminal) only then
+            from qme.recorder.terminal import RawMode
+
+            self.raw = RawMode(child.keyboard)
         if child.input_fd is not None:  # a paste larger than the pty buffer must not block us
             os.set_blocking(child.input_fd, False)
         self.pending_input = b""
@@ -154,8 +154,9 @@ class Pump:
             if self.status is not None:
                 timeout = QUIET_MS
             else:
-                timeout = None if self.wakeup else POLL_MS_WITHOUT_SIGNALS
+                timeout = self._until_timer(None if self.wakeup else POLL_MS_WITHOUT_SIGNALS)
             events = poller.poll(timeout)
+            self._check_timer()
             if not events and self.status is not None:
                 return  # exited, and whatever still holds its output is silent
             for fd, event in events:
@@ -172,6 +173,17 @@ class Pump:
             if self.status is None and (self.child_changed or not self.wakeup):
                 self.child_changed = False
                 self._wait(block=False)
+
+    def _until_timer(self, timeout: int | None) -> int | None:
+        if self.timer is None:
+            return timeout
+        left = max(0, int((self.timer[0] - time.monotonic()) * 1000) + 1)
+        return left if timeout is None else min(timeout, left)
+
+    def _check_timer(self) -> None:
+        if self.timer is not None and time.monotonic() >= self.timer[0]:
+            call, self.timer = self.timer[1], None
+            call()
 
     def _read_output(self, fd: int) -> None:
         """Read what fd has, up to BURST_SIZE: a pty hands out about 4 KiB a read, and
@@ -261,6 +273,8 @@ class Pump:
         one in non-canonical mode while stdin's is not."""
         if self.err_pty is None or self.pending_input:
             return False
+        import termios
+
         try:
             main, err = (termios.tcgetattr(fd) for fd in (self.input_fd, self.err_pty))
         except termios.error:
@@ -268,6 +282,8 @@ class Pump:
         return bool(main[3] & termios.ICANON) and not err[3] & termios.ICANON
 
     def _keys_to_stderr_pty(self, data: bytes) -> None:
+        import termios
+
         try:
             os.write(self.err_pty, data)
         except OSError:
@@ -280,7 +296,12 @@ class Pump:
         except (termios.error, OSError):
             return
         if modes[3] & termios.ISIG:
-            for key, sig in _SIGNAL_KEYS:
+            keys = (
+                (termios.VINTR, signal.SIGINT),
+                (termios.VQUIT, signal.SIGQUIT),
+                (termios.VSUSP, signal.SIGTSTP),
+            )
+            for key, sig in keys:
                 if modes[6][key] not in (b"\0", 0) and modes[6][key] in data:
                     try:
                         os.killpg(group, sig)
@@ -321,8 +342,15 @@ class Pump:
                 pass
         except BlockingIOError:
             pass
-        for master, mirror in self.child.ptys:  # cheap, so done on every wake-up
-            copy_size(mirror, master)
+        self._copy_sizes()  # cheap, so done on every wake-up
+
+    def _copy_sizes(self) -> None:
+        """Give each pty the size of the terminal it mirrors (after SIGWINCH, `fg`)."""
+        if self.child.ptys:
+            from qme.recorder.terminal import copy_size
+
+            for master, mirror in self.child.ptys:
+                copy_size(mirror, master)
 
     # -- the command's life -------------------------------------------------------------
 
@@ -376,8 +404,7 @@ class Pump:
             if idle:
                 self.store_busy.release()
         self._sync_keyboard()  # `fg` gives the terminal back; `bg` does not
-        for master, mirror in self.child.ptys:
-            copy_size(mirror, master)
+        self._copy_sizes()
         self._signal_child(signal.SIGCONT)
 
 

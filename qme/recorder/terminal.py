@@ -1,18 +1,13 @@
-"""The user's terminal: raw mode (always restored) and window sizes."""
+"""The user's terminal: raw mode (always restored) and window sizes.
+
+Imported only where a terminal is involved: termios costs `qme run` start-up time.
+"""
 
 from __future__ import annotations
 
 import fcntl
-import os
 import sys
 import termios
-
-
-def is_tty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
 
 
 def get_size(fd: int) -> tuple[int, int] | None:

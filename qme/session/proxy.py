@@ -143,7 +143,7 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
             max_output=max_output,
             check_store=watch,
         )
-        outcome = Pump(child, lambda stream, data: cutter.feed(data)).run()
+        outcome = Pump(child, lambda stream, data: cutter.feed(data), timer=writer.timer).run()
     error = cutter.close(outcome.returncode)
     watch.close()
     if error and not cutter.told:
