@@ -303,6 +303,28 @@ def test_bad_max_output_setting_still_runs(qme_home):
     assert b"Traceback" not in result.stderr
 
 
+def test_no_fds_left_for_the_writer_child_still_runs_the_command(qme_home):
+    """qme run forks its writer child 50 ms into the command; with no file
+    descriptor left for the child's pipes, the command runs on unrecorded."""
+    import resource
+
+    def few_fds():  # stdio, the command's two pipes, the pump's wake-up pipe, a lock
+        resource.setrlimit(resource.RLIMIT_NOFILE, (9, 9))
+
+    command = ["sh", "-c", "sleep 0.3; echo ran; exit 4"]  # sh's >&2 needs fd 10
+    result = subprocess.run(
+        [sys.executable, "-m", "qme", "run", *command],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        preexec_fn=few_fds,
+    )
+    assert (result.returncode, result.stdout) == (4, b"ran\n")
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("qme: warning: cannot start qme's writer process"), lines
+
+
 # -- a recorder that dies ------------------------------------------------------------------
 
 
