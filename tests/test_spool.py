@@ -13,12 +13,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from helpers import HeldRun, wait_for
 
 from qme.errors import NoSuchTask
 from qme.store import spool
+from qme.store import writer as writer_module
 from qme.store.sqlite import SqliteStore
 from qme.store.writer import StoreWriter
 from qme.task import COMPLETE, Task
@@ -101,6 +103,37 @@ def test_a_store_failing_mid_task_spools_the_rest_and_delivery_completes_it(qme_
     assert (stored.output, stored.error) == (b"before " + BINARY, b"err")
     assert stored.status == COMPLETE and stored.returncode == 0
     assert spool.pending(str(qme_home)) == []
+
+
+def test_output_for_a_slow_store_waits_in_bounded_memory(qme_home, monkeypatch):
+    """A store locked for a while (under its busy timeout): output piles up to
+    MAX_QUEUED, then append() waits; nothing is lost once the lock goes."""
+    monkeypatch.setattr(writer_module, "MAX_QUEUED", 1 << 20)
+    piece = bytes(range(256)) * 1024  # 256 KiB
+    task = new_task()
+    open_test_store(qme_home).close()
+    writer = StoreWriter(lambda: open_test_store(qme_home, busy_timeout=60), str(qme_home))
+    writer.add(task)
+    lock = Locked(qme_home / "qme.db")
+    fed = threading.Event()
+
+    def feed():
+        for _ in range(16):  # 4 MiB
+            writer.append(task.id, "output", piece)
+        fed.set()
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        wait_for(lambda: writer.queued > 1 << 20, what="the queue to fill")
+        assert not fed.wait(0.5)  # held up: 4 MiB do not fit
+        assert writer.queued <= (1 << 20) + len(piece)
+    finally:
+        lock.release()
+    assert fed.wait(30)
+    writer.update(finished(task))
+    assert writer.close() is None
+    with open_test_store(qme_home) as store:
+        assert store.read(task.id, "output") == piece * 16
 
 
 def test_a_store_that_never_opens_spools_whole_tasks(qme_home):

@@ -5,6 +5,10 @@ appends to one stream are joined into one write). If the store fails (locked,
 full, read-only, down), the error is kept and this operation and every later one
 go to the spool (qme/store/spool.py), to be delivered when the store works again;
 whoever feeds the writer carries on: a command's output, or a shell session.
+While the store is merely slow (a lock held by another process, up to the busy
+timeout), output waits in memory, up to MAX_QUEUED bytes; beyond that append()
+waits too, so that a command whose whole output is kept (QME_MAX_OUTPUT=0) slows
+down for that while rather than filling the memory.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from qme.store.spool import SpoolFile
 from qme.task import STREAMS, Task
 
 FLUSH_SECONDS = 0.2
+MAX_QUEUED = 64 << 20
 _CLOSE = ("close",)
 
 
@@ -53,6 +58,8 @@ class StoreWriter:
         # takes it first, so that no database lock is held by a stopped process.
         self.busy = threading.Lock()
         self.ops: queue.SimpleQueue = queue.SimpleQueue()
+        self.queued = 0  # bytes of output in self.ops
+        self.room = threading.Condition()  # notified as queued output is written
         self.tasks: dict[str, tuple[Task, dict[str, int]]] = {}  # in the store: bytes kept
         self.spools: dict[str, SpoolFile] = {}
         self.thread = threading.Thread(target=self._run, name="qme-writer", daemon=True)
@@ -62,8 +69,13 @@ class StoreWriter:
         self.ops.put(("add", task.copy()))
 
     def append(self, task_id: str, stream: str, data: bytes) -> None:
-        if data:
-            self.ops.put(("append", task_id, stream, data))
+        if not data:
+            return
+        with self.room:
+            while self.queued > MAX_QUEUED and self.thread.is_alive():
+                self.room.wait(1)
+            self.queued += len(data)
+        self.ops.put(("append", task_id, stream, data))
 
     def update(self, task: Task) -> None:
         self.ops.put(("update", task.copy()))
@@ -102,6 +114,9 @@ class StoreWriter:
                 with self.busy:
                     for op in _join_appends(batch):
                         self._apply(store, op)
+                with self.room:
+                    self.queued -= sum(len(op[3]) for op in batch if op[0] == "append")
+                    self.room.notify_all()
                 if self.error is None and self.on_event:
                     self.on_event("written", None)
         finally:
