@@ -91,6 +91,18 @@ def test_stdin_from_a_file(qme, qme_home, tmp_path):
     assert last_task(qme_home).output == b"apple\nfig\npear\n"
 
 
+@pytest.mark.parametrize("closed", [(0,), (1,), (2,), (0, 1, 2)])
+def test_closed_stdio_reads_and_writes_as_dev_null(qme_home, closed):
+    redirections = " ".join(f"{fd}>&-" for fd in closed)
+    result = sh(f"QME run sh -c 'echo out; echo err >&2; cat; exit 3' {redirections}")
+    assert result.returncode == 3
+    assert b"Traceback" not in result.stderr
+    assert result.stdout == (b"" if 1 in closed else b"out\n")
+    assert result.stderr == (b"" if 2 in closed else b"err\n")
+    [task] = all_tasks(qme_home)
+    assert (task.output, task.error, task.returncode) == (b"out\n", b"err\n", 3)
+
+
 def test_stdin_through_a_pipe_reaches_the_command(qme):
     result = qme("run", "tr", "a-z", "A-Z", input=b"shout\n")
     assert (result.returncode, result.stdout) == (0, b"SHOUT\n")

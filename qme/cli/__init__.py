@@ -74,16 +74,34 @@ def launch() -> None:
     """The `qme` program (bin/qme, python -m qme): main(), then exit; after `qme run`
     without Python's finalization, which costs its start-up budget milliseconds and
     has nothing to do there (no threads, no atexit handlers, stdio flushed here)."""
+    _fill_closed_stdio()
     args = parse(sys.argv[1:])
     code = handle(args)
     if args.command != "run":
         raise SystemExit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: the fd was closed when Python started
+                stream.flush()
         except (OSError, ValueError):
             pass
     os._exit(code)
+
+
+def _fill_closed_stdio() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2 (`qme run cmd >&-`), for qme and so
+    for the command: otherwise the first pipe qme opens would take that number
+    and the command's streams would be crossed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+            if null == fd:
+                os.set_inheritable(fd, True)
+            else:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def main(argv: list[str] | None = None) -> int:
