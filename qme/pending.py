@@ -4,8 +4,9 @@
 without waiting for the store, so `qme run make; qme get` could otherwise read the
 task as still running. Before forking, `qme run` opens a file in
 `$QME_HOME/pending/` named after itself; the parent takes flock(LOCK_EX) on that
-open file (shared with the child) just before it hands over the final state and
-exits; the child unlinks and unlocks it once the record is written (or spooled).
+open file (shared with the child) just before it hands over the final state of a
+task; the child unlocks it once that is written (or spooled), and unlinks it when
+it is done. A session's proxy does the same for each command it records.
 A reader waits, up to a few seconds, for a shared lock on every such file. A
 file that is unlocked belongs to a command still running (its record says so), or
 to a writer that died: the latter are removed.
@@ -41,26 +42,33 @@ def create(home: str, name: str) -> int | None:
 
 
 def hold(fd: int | None) -> None:
-    """The parent: the record is about to be handed over; readers must wait."""
-    if fd is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
+    """The parent: a task's final state is about to be handed over; readers wait."""
+    _flock(fd, fcntl.LOCK_EX)
+
+
+def unlock(fd: int | None) -> None:
+    """The writer child: the final state handed over is written; readers may go on."""
+    _flock(fd, fcntl.LOCK_UN)
 
 
 def release(fd: int | None, home: str, name: str) -> None:
-    """The writer child: the record is written; readers may go on."""
+    """The writer child: all is written; readers may go on, and the file goes."""
     if fd is None:
         return
     try:
         os.unlink(os.path.join(home, FOLDER, name))
     except OSError:
         pass
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)  # for the parent's descriptor of it too
-    finally:
-        os.close(fd)
+    unlock(fd)  # for the parent's descriptor of it too
+    os.close(fd)
+
+
+def _flock(fd: int | None, operation: int) -> None:
+    if fd is not None:
+        try:
+            fcntl.flock(fd, operation)
+        except OSError:
+            pass
 
 
 def wait(home: str, timeout: float = WAIT_SECONDS) -> None:

@@ -16,6 +16,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -405,6 +406,39 @@ def test_status_and_pipestatus_reach_the_next_command(world, shells, kind):
     pipeline, _, seven, _, _ = world.tasks()
     assert (pipeline.status, pipeline.returncode) == ("failed", 3)
     assert (seven.status, seven.returncode) == ("failed", 7)
+
+
+def test_a_command_reads_as_finished_once_the_prompt_is_back(world, shells, kind):
+    """A reader waits for the session's writer, as for qme run's (qme/pending.py)."""
+    sh = world.session(kind)
+    shells.append(sh)
+    for number in range(3):
+        sh.run(f'echo "do""ne{number}"', f"done{number}")
+        task = world.tasks()[-1]
+        assert (task.command, task.status) == (f'echo "do""ne{number}"', "complete")
+
+
+def test_a_dead_writer_child_never_keeps_readers_waiting(world, shells):
+    sh = world.session("bash")
+    shells.append(sh)
+    sh.run('echo "fi""rst"', "first")
+    proxy = sh.child.pid
+
+    def writer_child() -> list[int]:  # forked by the proxy 50 ms into the session
+        same = Path(f"/proc/{proxy}/cmdline").read_bytes()  # the shell's is its own
+        children = Path(f"/proc/{proxy}/task/{proxy}/children").read_text().split()
+        return [int(p) for p in children if Path(f"/proc/{p}/cmdline").read_bytes() == same]
+
+    [writer] = wait_for(writer_child, what="the writer child")
+    assert len(world.tasks()) == 1  # written: readers wait for that
+    os.kill(writer, signal.SIGKILL)
+    sh.run('echo "sec""ond"', "second")
+    sh.run('echo "th""ird"', "third")
+    began = time.monotonic()
+    assert [t.command for t in world.tasks()] == ['echo "fi""rst"']
+    assert time.monotonic() - began < 2  # no wait for a lock nobody will release
+    assert sh.exit() == 0
+    assert len(re.findall(rb"qme: warning: recording stopped: ", sh.shown)) == 1
 
 
 def test_ctrl_c_cancels_the_command_and_the_shell_lives_on(world, shells, kind):

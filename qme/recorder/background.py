@@ -49,6 +49,9 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
                     writer.sync()
                     reporter.synced()
                 writer.update(task)
+                if task.finished:  # readers wait for this (see qme/pending.py)
+                    writer.sync()
+                    pending.unlock(lock)
             else:
                 writer.append(tasks.feed(parent_id, op, payload), op, payload)
     finally:

@@ -124,6 +124,8 @@ class ChildWriter:
             self._send(stream.encode(), task_id, data)
 
     def update(self, task: Task) -> None:
+        if task.finished and not self.gone:  # readers wait until the child has written it
+            pending.hold(self.lock)
         self._send(b"update", task.id, fields(task))
 
     @property
@@ -138,7 +140,6 @@ class ChildWriter:
         self.start()
         if self.data is None:  # it could not start
             return self.error
-        pending.hold(self.lock)
         self._send(b"close", "-", b"")
         self._flush(block=True)
         os.close(self.data)
@@ -175,6 +176,7 @@ class ChildWriter:
             except OSError:  # the child has ended: it said why on the report pipe
                 self.gone = True
                 self.backlog, self.backlog_size = [], 0
+                pending.unlock(self.lock)  # nothing more will be written: don't wait
                 if not self.error:
                     self.lines.append(
                         "the writer process ended early: this command was not recorded"

@@ -13,7 +13,7 @@ import shlex
 import tempfile
 from importlib import resources
 
-from qme import console
+from qme import console, liveness
 from qme.config import Settings
 from qme.errors import QmeError, StoreError
 from qme.recorder.handoff import ChildWriter
@@ -132,7 +132,7 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qme-session-") as folder:
         # The store is written by a child of its own (see qme/recorder/handoff.py):
         # no writer thread competes with the bytes passing through for the GIL.
-        writer = ChildWriter(settings)
+        writer = ChildWriter(settings, lock_name=liveness.token())
         child = spawn(launch(shell, kind, folder, env), env=env, one_pty=True)
         cutter = CommandCutter(
             writer,
