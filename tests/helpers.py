@@ -99,3 +99,25 @@ class HeldRun:
 
     def __exit__(self, *exc):
         self.proc.kill()
+
+
+class LockedDatabase:
+    """Another process holding a SQLite database in an exclusive transaction,
+    until release()."""
+
+    def __init__(self, path):
+        code = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout.readline() == b"locked\n"
+
+    def release(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import start_run, unavailable
+from helpers import LockedDatabase, start_run, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -204,22 +204,8 @@ def test_database_from_a_newer_qme(qme_home):
 def test_database_locked_longer_than_the_busy_timeout(qme_home):
     # A store that works, then another process holds it for longer than qme waits.
     assert run_qme("run", "true").returncode == 0
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys\n"
-            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "db.execute('BEGIN EXCLUSIVE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.read()\n",
-            str(qme_home / "qme.db"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
+    holder = LockedDatabase(qme_home / "qme.db")
     try:
-        assert holder.stdout.readline() == b"locked\n"
         begin = time.monotonic()
         proc = start_run(*COMMAND, env={**os.environ, "QME_BUSY_TIMEOUT": "2"})
         first = proc.stdout.readline()
@@ -229,8 +215,7 @@ def test_database_locked_longer_than_the_busy_timeout(qme_home):
         finally:
             proc.kill()
     finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
+        holder.release()
     # The command's output is not held back by the store …
     assert first == b"ran\n"
     assert shown_after < 5, f"the command's output took {shown_after:.1f}s to show"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from helpers import require_program, wait_for
+from helpers import LockedDatabase, require_program, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "qme" / "shell"
@@ -439,6 +439,30 @@ def test_a_dead_writer_child_never_keeps_readers_waiting(world, shells):
     assert time.monotonic() - began < 2  # no wait for a lock nobody will release
     assert sh.exit() == 0
     assert len(re.findall(rb"qme: warning: recording stopped: ", sh.shown)) == 1
+
+
+def test_a_locked_store_spools_what_follows_and_recording_goes_on(world, shells):
+    sh = world.session("bash", env={"QME_BUSY_TIMEOUT": "0.2"})
+    shells.append(sh)
+    sh.run('echo "fi""rst"', "first")
+    assert len(world.tasks()) == 1
+    lock = LockedDatabase(world.qme_home / "qme.db")
+    try:
+        for number in range(3):
+            sh.run(f'echo "af""ter{number}"', f"after{number}")
+            time.sleep(0.3)  # the busy timeout, then the spool
+        sh.run("true")
+    finally:
+        lock.release()
+    assert sh.exit() == 0
+    warnings = re.findall(rb"qme: warning: [^\r\n]*", sh.shown)
+    assert len(warnings) == 1, warnings
+    assert b"could not write to the store (database is locked)" in warnings[0]
+    tasks = world.tasks()  # the spool is delivered now
+    expected = ['echo "fi""rst"', *(f'echo "af""ter{n}"' for n in range(3)), "true", "exit"]
+    assert [t.command for t in tasks] == expected
+    assert [t.output for t in tasks[1:4]] == [b"after%d\r\n" % n for n in range(3)]
+    assert {t.status for t in tasks} == {"complete"}
 
 
 def test_ctrl_c_cancels_the_command_and_the_shell_lives_on(world, shells, kind):

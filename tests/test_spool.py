@@ -16,7 +16,7 @@ import sys
 import threading
 
 import pytest
-from helpers import HeldRun, wait_for
+from helpers import HeldRun, LockedDatabase, wait_for
 
 from qme.errors import NoSuchTask
 from qme.store import spool
@@ -45,27 +45,6 @@ def new_task(number: int = 1) -> Task:
     )
 
 
-class Locked:
-    """Another process holding the database in an exclusive transaction."""
-
-    def __init__(self, path):
-        code = (
-            "import sqlite3, sys\n"
-            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "db.execute('BEGIN EXCLUSIVE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.read()\n"
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        assert self.proc.stdout.readline() == b"locked\n"
-
-    def release(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-
-
 def stored_output(store, task: Task) -> bytes | None:
     try:
         return store.read(task.id, "output")
@@ -85,7 +64,7 @@ def test_a_store_failing_mid_task_spools_the_rest_and_delivery_completes_it(qme_
     writer.append(task.id, "output", b"before ")
     with open_test_store(qme_home) as reader:
         wait_for(lambda: stored_output(reader, task) == b"before ", what="the first write")
-    lock = Locked(qme_home / "qme.db")
+    lock = LockedDatabase(qme_home / "qme.db")
     try:
         writer.append(task.id, "output", BINARY)
         writer.append(task.id, "error", b"err")
@@ -114,7 +93,7 @@ def test_output_for_a_slow_store_waits_in_bounded_memory(qme_home, monkeypatch):
     open_test_store(qme_home).close()
     writer = StoreWriter(lambda: open_test_store(qme_home, busy_timeout=60), str(qme_home))
     writer.add(task)
-    lock = Locked(qme_home / "qme.db")
+    lock = LockedDatabase(qme_home / "qme.db")
     fed = threading.Event()
 
     def feed():
@@ -225,7 +204,7 @@ def test_qme_run_whose_store_locks_mid_run_is_delivered_by_the_next_reader(qme_h
                 return tasks and store.read(tasks[0].id, "output") == b"first\n" and tasks[0]
 
         task = wait_for(first_stored, what="the task and its first line in the store")
-        lock = Locked(qme_home / "qme.db")
+        lock = LockedDatabase(qme_home / "qme.db")
         try:
             [warning] = run.release().decode().splitlines()  # told by qme run itself
             assert warning.startswith("qme: warning: could not write to the store"), warning

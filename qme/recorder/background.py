@@ -20,7 +20,7 @@ import termios
 
 from qme import console, executors, pending
 from qme.errors import ConfigError
-from qme.recorder.handoff import SYNCED, TOOK_FIRST
+from qme.recorder.handoff import SPOOLING, SYNCED, TOOK_FIRST
 from qme.recorder.hooks import ExecutorHooks
 from qme.store import open_store, spool
 from qme.store.writer import StoreWriter
@@ -159,8 +159,9 @@ class Reporter:
             self._let_go_of_stderr()
             return
         self.told = f"{message}\n".encode()
+        kept = SPOOLING.encode() if kind == "spooling" else b""
         try:
-            os.write(self.reports, self.told)
+            os.write(self.reports, kept + self.told)
             self.sent = True
         except OSError:  # the parent has exited
             self.sent = False

@@ -39,6 +39,7 @@ BACKLOG_LIMIT = 4 << 20  # bytes waiting for the pipe; beyond this, writing bloc
 # did not (a quick command: `true`) exits at once, and the child, still holding
 # stderr, tells what goes wrong.
 TOOK_FIRST, SYNCED = b"\x05\n", b"\x06\n"
+SPOOLING = "\x0e"  # begins a failure after which the spool takes what the store would not
 VERDICT_SECONDS = 3.0
 # Signals that could reach the child between its fork and its setsid().
 _IGNORED_BY_CHILD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP)
@@ -73,6 +74,7 @@ class ChildWriter:
         self.backlog_size = 0
         self.lines: list[str] = []
         self.gone = False  # the child has ended early, or could not start
+        self.spooling = False  # after the last failure reported, the spool takes the rest
         self.store_took_first = self.synced = False
         self.timer = (time.monotonic() + START_DELAY, self.start)
 
@@ -174,7 +176,7 @@ class ChildWriter:
                 select.select([], [self.data], [])
                 continue
             except OSError:  # the child has ended: it said why on the report pipe
-                self.gone = True
+                self.gone, self.spooling = True, False
                 self.backlog, self.backlog_size = [], 0
                 pending.unlock(self.lock)  # nothing more will be written: don't wait
                 if not self.error:
@@ -217,7 +219,10 @@ class ChildWriter:
             if marker in data:
                 setattr(self, name, True)
                 data = data.replace(marker, b"")
-        self.lines += [line for line in data.decode(errors="replace").splitlines() if line]
+        for line in data.decode(errors="replace").splitlines():
+            if line:
+                self.spooling = line.startswith(SPOOLING)
+                self.lines.append(line.removeprefix(SPOOLING))
         return True
 
 

@@ -2,9 +2,10 @@
 
 Fed everything the shell prints, it returns what the terminal should show (the
 same bytes without the marks) and keeps the store up to date through a
-StoreWriter. Whatever goes wrong while recording, it stops recording, says so
-once before the next prompt, and keeps passing bytes through. (The writer spools
-what the store would not take: see qme/store/spool.py.)
+StoreWriter. If the store fails, the writer spools what it would not take (see
+qme/store/spool.py) and recording goes on; the user is told once, before the next
+prompt. Whatever else goes wrong, it stops recording, says so once, and keeps
+passing bytes through.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class CommandCutter:
         self.in_preamble = False
         self.recorded = 0
         self.stopped: str | None = None  # why recording stopped, once it has
-        self.told = False
+        self.spooling: str | None = None  # why records go to the spool, once they do
+        self.told: set[str] = set()  # the notices shown
 
     def feed(self, data: bytes) -> bytes:
         shown = []
@@ -97,7 +99,12 @@ class CommandCutter:
         """The shell has exited: finish a command cut short, flush, return any error."""
         self._guard(self._end, shell_status)
         error = self.writer.close()
+        self._check_writer()
         return self.stopped or error
+
+    def untold(self) -> list[str]:
+        """The notices not shown yet (after close(): the user sees no more prompts)."""
+        return [notice for notice in self._notices() if notice not in self.told]
 
     # -- recording --------------------------------------------------------------------
 
@@ -108,8 +115,15 @@ class CommandCutter:
             step(arg)
         except Exception as exc:  # noqa: BLE001 - never let recording break the shell
             self.stopped = f"{type(exc).__name__}: {exc}"
-        if self.writer.error and not self.stopped:
-            self.stopped = self.writer.error
+        self._check_writer()
+
+    def _check_writer(self) -> None:
+        error = self.writer.error
+        if error and not self.stopped:
+            if self.writer.spooling:
+                self.spooling = error
+            else:
+                self.stopped = error
 
     def _start(self, mark: Start) -> None:
         if self.task is not None:  # a start with no end: the shell lost one; close it
@@ -174,8 +188,14 @@ class CommandCutter:
         self.recorded += 1
 
     def _notice(self) -> bytes:
-        """Say once, just before a prompt, that recording stopped."""
-        if not self.stopped or self.told:
-            return b""
-        self.told = True
-        return f"\r\nqme: warning: recording stopped: {self.stopped}\r\n".encode()
+        """Say once each, just before a prompt, that records go to the spool and
+        that recording stopped."""
+        shown = []
+        for notice in self.untold():
+            self.told.add(notice)
+            shown.append(f"\r\nqme: warning: {notice}\r\n".encode())
+        return b"".join(shown)
+
+    def _notices(self) -> list[str]:
+        notices = [self.spooling] if self.spooling else []
+        return notices + ([f"recording stopped: {self.stopped}"] if self.stopped else [])

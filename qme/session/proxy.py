@@ -144,8 +144,8 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
             check_store=watch,
         )
         outcome = Pump(child, lambda stream, data: cutter.feed(data), timer=writer.timer).run()
-    error = cutter.close(outcome.returncode)
+    cutter.close(outcome.returncode)
     watch.close()
-    if error and not cutter.told:
-        console.warn(f"the last commands of this session were not recorded: {error}")
+    for notice in cutter.untold():
+        console.warn(notice)
     return 0

@@ -48,7 +48,8 @@ class StoreWriter:
     ):
         """home: where the spool goes (None: nowhere, so a failure loses the rest).
         on_event("written", None) follows each batch the store took;
-        on_event("failed", message()) each failure of the store (or then the spool)."""
+        on_event("spooling", message()) a failure of the store, the spool taking
+        the rest; on_event("failed", message()) one that loses the rest."""
         self.open_store = open_store
         self.home = home
         self.on_event = on_event
@@ -92,6 +93,11 @@ class StoreWriter:
         self.ops.put(_CLOSE)
         self.thread.join()
         return self.error
+
+    @property
+    def spooling(self) -> bool:
+        """The store failed, and the spool takes what it would not."""
+        return self.error is not None and self.spool_error is None
 
     def message(self) -> str | None:
         """The failure, as one line for the user (None: no failure)."""
@@ -157,7 +163,7 @@ class StoreWriter:
     def _fail(self, exc: Exception) -> None:
         self.error = str(exc) or type(exc).__name__
         if self.on_event:
-            self.on_event("failed", self.message())
+            self.on_event("spooling" if self.spooling else "failed", self.message())
 
     def _spool(self, op: tuple) -> None:
         if self.spool_error is not None:
