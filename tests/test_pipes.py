@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import last_task, start_run
+from helpers import last_task, start_run, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -413,6 +413,25 @@ def test_fifty_in_parallel_lose_nothing(qme_home):
         assert task.error == f"err-{i}\n".encode()
         assert task.returncode == i % 3
         assert task.status == ("complete" if i % 3 == 0 else "failed")
+
+
+def test_a_reader_that_does_not_read_still_lets_the_task_show(qme, qme_home, tmp_path):
+    """qme blocked writing to a full pipe (`qme run cmd | less`, less waiting for
+    a key) still starts its writer, so the task shows as running."""
+    go = tmp_path / "go"
+    reader = f"while [ ! -e {go} ]; do sleep 0.05; done; cat > /dev/null"
+    proc = subprocess.Popen(
+        ["bash", "-c", f"{' '.join(QME)} run seq 1000000 | {{ {reader}; }}"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        task = wait_for(lambda: all_tasks(qme_home), what="the task")[0]
+        assert (task.command, task.status) == ("seq 1000000", "running")
+        go.touch()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert last_task(qme_home).status == "complete"
 
 
 def test_output_is_streamed_while_the_command_runs(qme, qme_home, tmp_path):

@@ -43,7 +43,8 @@ class Pump:
     def __init__(self, child: Child, record, store_busy=None, timer=None):
         """record(stream, data) sees every chunk of output first; if it returns bytes,
         those are shown instead of data. timer: (when, call), to call() once, when
-        time.monotonic() reaches when, even if nothing else happens by then."""
+        time.monotonic() reaches when, even if nothing else happens by then (or
+        sooner, before qme may wait long on a reader that does not read)."""
         self.child = child
         self.record = record
         self.store_busy = store_busy  # a lock held while the store is written
@@ -180,8 +181,8 @@ class Pump:
         left = max(0, int((self.timer[0] - time.monotonic()) * 1000) + 1)
         return left if timeout is None else min(timeout, left)
 
-    def _check_timer(self) -> None:
-        if self.timer is not None and time.monotonic() >= self.timer[0]:
+    def _check_timer(self, now: bool = False) -> None:
+        if self.timer is not None and (now or time.monotonic() >= self.timer[0]):
             call, self.timer = self.timer[1], None
             call()
 
@@ -216,6 +217,10 @@ class Pump:
     def _write_all(self, dest: int, data: bytes, source: int) -> None:
         view = memoryview(data)
         while view:
+            if self.timer is not None and not select.select([], [dest], [], 0)[1]:
+                # A reader that does not read (`qme run cmd | less`) may hold the
+                # write below for long: call the timer first.
+                self._check_timer(now=True)
             try:
                 view = view[os.write(dest, view) :]
             except BlockingIOError:
