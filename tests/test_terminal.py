@@ -269,6 +269,22 @@ def test_ctrl_z_suspends_and_fg_resumes(qme_home, tmp_path):
     assert b"started" in task.output and b"finished" in task.output
 
 
+def test_a_command_stopped_at_once_shows_as_running_while_stopped(qme_home):
+    """qme stops with it before its writer child's usual start: it starts it first."""
+    shell = interactive_bash()
+    shell.sendline(f"{QME} sh -c 'kill -TSTP $$; echo resumed'")
+    shell.expect("Stopped")
+    shell.expect_exact("PROMPT> ")
+    task = wait_for(lambda: _task_or_none(qme_home), what="the task to be recorded")
+    assert task.status == "running"
+    shell.sendline("fg")
+    shell.expect_exact("resumed")
+    shell.expect_exact("PROMPT> ")
+    shell.sendline("exit")
+    shell.expect(pexpect.EOF)
+    assert last_task(qme_home).status == "complete"
+
+
 # -- window size ------------------------------------------------------------------------
 
 

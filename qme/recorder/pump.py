@@ -401,6 +401,7 @@ class Pump:
                 self._signal_child(signal.SIGCONT)
             return
         self._release_keyboard()
+        self._check_timer(now=True)  # stopped, qme could not call it on time
         # Never stop in the middle of a write: others would wait for our lock.
         idle = self.store_busy and self.store_busy.acquire(timeout=STOP_WAIT_SECONDS)
         try:
