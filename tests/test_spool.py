@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from helpers import HeldRun, LockedDatabase, wait_for
@@ -113,6 +114,38 @@ def test_output_for_a_slow_store_waits_in_bounded_memory(qme_home, monkeypatch):
     assert writer.close() is None
     with open_test_store(qme_home) as store:
         assert store.read(task.id, "output") == piece * 16
+
+
+def test_a_store_that_works_again_takes_the_next_tasks(qme_home, monkeypatch):
+    """After a failure, tasks go to the spool; one started RETRY_SECONDS later
+    tries the store again (a session goes on recording into it)."""
+    monkeypatch.setattr(writer_module, "RETRY_SECONDS", 0.5)
+    open_test_store(qme_home).close()
+    writer = StoreWriter(lambda: open_test_store(qme_home), str(qme_home))
+    first, second, third = (new_task(n) for n in (1, 2, 3))
+    lock = LockedDatabase(qme_home / "qme.db")
+    try:
+        writer.add(first)
+        writer.append(first.id, "output", b"one")
+        writer.sync()
+        assert writer.spooling and "locked" in writer.error
+        writer.add(second)
+        writer.update(finished(second))
+        writer.sync()
+    finally:
+        lock.release()
+    time.sleep(0.6)
+    writer.add(third)
+    writer.append(third.id, "output", b"three")
+    writer.update(finished(third))
+    writer.update(finished(first))  # begun in the spool: ends there
+    assert writer.close() is None  # the store works again
+    with open_test_store(qme_home) as store:
+        assert [t.id for t in store.list(store_query())] == [third.id]
+        assert store.read(third.id, "output") == b"three"
+        assert spool.deliver(str(qme_home), store) == 2
+        assert store.read(first.id, "output") == b"one"
+        assert {t.status for t in store.list(store_query())} == {COMPLETE}
 
 
 def test_a_store_that_never_opens_spools_whole_tasks(qme_home):

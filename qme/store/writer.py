@@ -2,9 +2,11 @@
 
 Operations are applied in order, a batch every FLUSH_SECONDS (consecutive
 appends to one stream are joined into one write). If the store fails (locked,
-full, read-only, down), the error is kept and this operation and every later one
-go to the spool (qme/store/spool.py), to be delivered when the store works again;
-whoever feeds the writer carries on: a command's output, or a shell session.
+full, read-only, down), this operation and every later one of its task go to the
+spool (qme/store/spool.py), to be delivered when the store works again; so do the
+next tasks', until one started RETRY_SECONDS after the failure finds the store
+working again. Whoever feeds the writer carries on: a command's output, or a
+shell session.
 While the store is merely slow (a lock held by another process, up to the busy
 timeout), output waits in memory, up to MAX_QUEUED bytes; beyond that append()
 waits too, so that a command whose whole output is kept (QME_MAX_OUTPUT=0) slows
@@ -25,6 +27,7 @@ from qme.task import STREAMS, Task
 
 FLUSH_SECONDS = 0.2
 MAX_QUEUED = 64 << 20
+RETRY_SECONDS = 10.0
 _CLOSE = ("close",)
 
 
@@ -53,7 +56,9 @@ class StoreWriter:
         self.open_store = open_store
         self.home = home
         self.on_event = on_event
-        self.error: str | None = None  # why the store failed
+        self.error: str | None = None  # why the store failed (None again once it works)
+        self.retry_at = 0.0  # the time.monotonic() after which a new task tries the store
+        self.store: Store | None = None
         self.spool_error: str | None = None if home else "no spool for this store"
         # Held while the store is written: whoever suspends this process (Ctrl-Z)
         # takes it first, so that no database lock is held by a stopped process.
@@ -108,18 +113,15 @@ class StoreWriter:
     # -- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        store, closed = None, False
-        try:
-            store = self.open_store()
-        except Exception as exc:  # noqa: BLE001 - any failure: spool and carry on
-            self._fail(exc)
+        closed = False
+        self._open()
         try:
             while not closed:
                 batch = self._next_batch()
                 closed = batch[-1] is _CLOSE
                 with self.busy:
                     for op in _join_appends(batch):
-                        self._apply(store, op)
+                        self._apply(op)
                 with self.room:
                     self.queued -= sum(len(op[3]) for op in batch if op[0] == "append")
                     self.room.notify_all()
@@ -128,19 +130,30 @@ class StoreWriter:
         finally:
             for spool in self.spools.values():
                 spool.close()
-            if store is not None:
+            if self.store is not None:
                 try:
-                    store.close()
+                    self.store.close()
                 except Exception:  # noqa: BLE001
                     pass
 
-    def _apply(self, store: Store | None, op: tuple) -> None:
+    def _open(self) -> None:
+        try:
+            self.store = self.open_store()
+        except Exception as exc:  # noqa: BLE001 - any failure: spool and carry on
+            self._fail(exc)
+
+    def _apply(self, op: tuple) -> None:
         if op[0] == "sync":
             op[1].set()
             return
-        if self.error is None:
+        if op[0] == "add" and self.error is not None and time.monotonic() >= self.retry_at:
+            self.error = None  # try the store again with this task
+            if self.store is None:
+                self._open()
+        task_id = op[1] if op[0] == "append" else op[1].id
+        if self.error is None and task_id not in self.spools:
             try:
-                getattr(store, op[0])(*op[1:])
+                getattr(self.store, op[0])(*op[1:])
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
             else:
@@ -162,6 +175,7 @@ class StoreWriter:
 
     def _fail(self, exc: Exception) -> None:
         self.error = str(exc) or type(exc).__name__
+        self.retry_at = time.monotonic() + RETRY_SECONDS
         if self.on_event:
             self.on_event("spooling" if self.spooling else "failed", self.message())
 
