@@ -195,16 +195,22 @@ def _start_keeper() -> None:
     group: Ctrl-Z would do nothing. An idle keeper in the command's group, whose
     parent (the anchor) leads another group of the session, makes it an ordinary
     group. Both hold no fds and leave once the command has ended; they are
-    forked through a middle process so that neither is the command's child.
-    Runs in the forked child, before exec.
+    forked through a middle process so that neither is the command's child. The
+    command waits until the keeper is in its group, so that one stopping itself
+    at once (`sh -c 'kill -TSTP $$'`) stops too. Runs in the forked child,
+    before exec.
     """
     leader = os.getpid()
     try:
+        ready, keeper_ready = os.pipe()
         middle = os.fork()
     except OSError:  # no Ctrl-Z then, but the command runs
         return
     if middle:
+        os.close(keeper_ready)
         os.waitpid(middle, 0)
+        os.read(ready, 1)  # a byte from the keeper, or the end if it failed
+        os.close(ready)
         return
     try:
         try:
@@ -212,10 +218,11 @@ def _start_keeper() -> None:
         except OSError:
             open_fds = range(256)
         for fd in open_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd != keeper_ready:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         for sig in _KEEPER_IGNORES:
             signal.signal(sig, signal.SIG_IGN)
         if os.fork() == 0:  # the anchor
@@ -223,9 +230,12 @@ def _start_keeper() -> None:
             _name_process(b"qme-anchor")
             keeper = os.fork()
             if keeper:
+                os.close(keeper_ready)
                 os.waitpid(keeper, 0)
             else:
                 os.setpgid(0, leader)
+                os.write(keeper_ready, b".")
+                os.close(keeper_ready)
                 _name_process(b"qme-keeper")
                 while os.getsid(leader) == leader:  # ProcessLookupError once it is reaped
                     time.sleep(KEEPER_POLL_SECONDS)
