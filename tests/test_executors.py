@@ -231,6 +231,20 @@ def test_the_tutorials_executor_works_as_a_plugin(qme, tar_plugin, tmp_path):
     assert "unknown executor 'tar'" in one_error_line(qme("exec", "tar"))
 
 
+def test_plugins_are_read_in_a_python_of_their_own(tmp_path):
+    """Entry points and plugin modules cost a few MiB that would stay in the
+    writer child (qme run's peak memory) or the dashboard for good."""
+    code = (
+        "import sys; from qme import executors; found = executors.plugins(sys.argv[1]); "
+        "print(sorted(found), 'importlib.metadata' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["[]", "False"], result.stderr
+    assert (tmp_path / "executors.json").exists()
+
+
 def test_broken_plugins_are_skipped_with_a_warning(qme, tmp_path):
     site = tmp_path / "site"
     install(

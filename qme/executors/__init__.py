@@ -154,7 +154,36 @@ def _write_cache(path: str, stamp: list[str], found: dict[str, Entry]) -> None:
         console.debug(f"could not cache the executor plugins in {path}: {exc}")
 
 
+# Run by _scan in a Python of its own; sys.path is this process's.
+_SCAN = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from qme.executors import scan_here; print(json.dumps(scan_here()))"
+)
+
+
 def _scan() -> dict[str, Entry]:
+    """scan_here() in a Python of its own: entry points and plugin modules cost a
+    few MiB that would stay for the life of this process (a writer child, a
+    session, the dashboard); here if that Python cannot be run."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SCAN, json.dumps(sys.path)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        found = {name: Entry(*entry) for name, entry in json.loads(done.stdout).items()}
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError):
+        return scan_here()
+    if done.stderr and sys.stderr is not None:  # its warnings: broken plugins
+        sys.stderr.write(done.stderr.decode(errors="replace"))
+    return found
+
+
+def scan_here() -> dict[str, Entry]:
     """Load every executor registered in the entry-point group; keep those that
     work. An entry for a built-in name must point at the built-in (qme's own)."""
     from importlib.metadata import entry_points
