@@ -146,6 +146,14 @@ class Settings:
             )
         return level
 
+    def log_level_if_readable(self) -> str | None:
+        """log_level, or None when the configuration is broken (a command that needs
+        it says so; messages are then filtered at the default level)."""
+        try:
+            return self.log_level
+        except ConfigError:
+            return None
+
     @property
     def ignore(self) -> list[str]:
         return self.get("ignore").replace(",", " ").split()

@@ -36,8 +36,13 @@ def _current_threshold() -> int:
     return _threshold
 
 
+def shows(level: str) -> bool:
+    """Are messages of this level shown?"""
+    return LEVELS[level] >= _current_threshold()
+
+
 def _emit(level: str, message: str) -> None:
-    if LEVELS[level] >= _current_threshold():
+    if shows(level):
         try:
             sys.stderr.write(f"qme: {level.lower()}: {message}\n")
             sys.stderr.flush()

@@ -101,10 +101,7 @@ def being_written(home: str, name: str | None) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
+        return not _wait_for_lock(fd, deadline=0.0)
     finally:
         os.close(fd)
 

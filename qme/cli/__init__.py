@@ -13,7 +13,7 @@ import os
 import sys
 
 from qme import console
-from qme.errors import ConfigError, QmeError
+from qme.errors import QmeError
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -64,10 +64,7 @@ def _apply_log_level(args) -> None:
 def _configured_level(args) -> str | None:
     from qme.config import Settings
 
-    try:
-        return Settings.load(args.config_dir).log_level
-    except ConfigError:
-        return None  # the command reports a broken configuration where it matters
+    return Settings.load(args.config_dir).log_level_if_readable()
 
 
 def launch() -> None:

@@ -19,7 +19,6 @@ import sys
 import termios
 
 from qme import console, executors, pending
-from qme.errors import ConfigError
 from qme.recorder.handoff import SPOOLING, SYNCED, TOOK_FIRST
 from qme.recorder.hooks import ExecutorHooks
 from qme.store import open_store, spool
@@ -31,7 +30,8 @@ PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what 
 
 
 def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name) -> None:
-    if stderr is not None and not _warnings_wanted(settings):
+    console.set_level(settings.log_level_if_readable() or "WARNING")
+    if stderr is not None and not console.shows("WARNING"):
         os.close(stderr)
         stderr = None
     reporter = Reporter(reports, stderr)
@@ -129,14 +129,6 @@ class ChildTasks:
                 except Exception:  # noqa: BLE001
                     pass
         return fresh
-
-
-def _warnings_wanted(settings) -> bool:
-    """Not with log_level ERROR or CRITICAL (QME_LOG_LEVEL, config.ini, --log_level)."""
-    try:
-        return console.LEVELS[settings.log_level] <= console.LEVELS["WARNING"]
-    except ConfigError:
-        return True
 
 
 class Reporter:

@@ -197,5 +197,5 @@ class CommandCutter:
         return b"".join(shown)
 
     def _notices(self) -> list[str]:
-        notices = [self.spooling] if self.spooling else []
-        return notices + ([f"recording stopped: {self.stopped}"] if self.stopped else [])
+        stopped = self.stopped and f"recording stopped: {self.stopped}"
+        return [notice for notice in (self.spooling, stopped) if notice]

@@ -150,8 +150,7 @@ class StoreWriter:
             self.error = None  # try the store again with this task
             if self.store is None:
                 self._open()
-        task_id = op[1] if op[0] == "append" else op[1].id
-        if self.error is None and task_id not in self.spools:
+        if self.error is None and _task_id(op) not in self.spools:
             try:
                 getattr(self.store, op[0])(*op[1:])
             except Exception as exc:  # noqa: BLE001
@@ -183,7 +182,7 @@ class StoreWriter:
         if self.spool_error is not None:
             return
         kind = op[0]
-        task_id = op[1] if kind == "append" else op[1].id
+        task_id = _task_id(op)
         try:
             spool = self.spools.get(task_id)
             if spool is None:
@@ -213,6 +212,11 @@ class StoreWriter:
             except queue.Empty:
                 break
         return batch
+
+
+def _task_id(op: tuple) -> str:
+    """The task an add, append or update is about."""
+    return op[1] if op[0] == "append" else op[1].id
 
 
 def _join_appends(batch: list[tuple]) -> list[tuple]:
