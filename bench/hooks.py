@@ -2,6 +2,7 @@
 output throughput (the proxy against `script`).
 
     python bench/hooks.py [--commands 1000] [--rounds 3] [--size 200M] [--runs 3]
+                          [--baseline REV]
 
 (a) Per prompt: `true` typed N times into an interactive bash, zsh and fish on a
 pty, waiting for each prompt, three ways: the plain shell; the shell with qme's
@@ -22,7 +23,10 @@ typed there (both pass the output through a second pty). Target: each at least
 0.9x its `script`.
 
 qme is the work tree installed in bench/.work/venvs/qme (see peers.py); each shell
-gets a fresh HOME whose rc file only sets a prompt. Standard library only.
+gets a fresh HOME whose rc file only sets a prompt. With --baseline REV, every way
+that involves qme (its hook file, its session proxy, `qme run`) is also run with
+qme as of REV, in the same rounds, and after ÷ before is printed. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -136,9 +140,14 @@ class Pty:
 # -- the shells --------------------------------------------------------------------------
 
 
-def rc_files(kind: str, hooks: bool) -> dict[str, str]:
-    hook = peers.ROOT / "qme" / "shell" / f"qme.{kind}"
-    load = f"source {hook}\n" if hooks else ""
+def ways(builds: list[peers.Build]) -> list[tuple[str, peers.Build]]:
+    """(mode, build) for each way to time a shell: plain once, then the hooks and
+    the session of each build (the work tree, then a --baseline revision)."""
+    return [(MODES[0], builds[0]), *((mode, b) for mode in MODES[1:] for b in builds)]
+
+
+def rc_files(kind: str, hook: Path | None) -> dict[str, str]:
+    load = f"source {hook}\n" if hook else ""
     prompt = PROMPT.decode()
     if kind == "bash":
         return {".bashrc": f"PS1='{prompt}'\n{load}"}
@@ -151,11 +160,12 @@ def rc_files(kind: str, hooks: bool) -> dict[str, str]:
     }
 
 
-def start_shell(kind: str, mode: str, qme: str, extra_env: dict | None = None) -> Pty:
+def start_shell(kind: str, mode: str, build: peers.Build, extra_env: dict | None = None) -> Pty:
     home = peers.fresh_dir(f"hooks-{kind}-")
     # Else a first fish starts a python in the background to read every man page.
     (home / ".local/share/fish/generated_completions").mkdir(parents=True)
-    for name, text in rc_files(kind, hooks=mode == "hooks, no session").items():
+    hook = build.hook(kind) if mode == "hooks, no session" else None
+    for name, text in rc_files(kind, hook).items():
         (home / name).parent.mkdir(parents=True, exist_ok=True)
         (home / name).write_text(text)
     env = {
@@ -170,7 +180,8 @@ def start_shell(kind: str, mode: str, qme: str, extra_env: dict | None = None) -
         **(extra_env or {}),
     }
     shell = shutil.which(kind)
-    argv = [qme, "session", "--shell", shell] if mode == "qme session" else [shell, "-i"]
+    session = [build.tool("qme"), "session", "--shell", shell]
+    argv = session if mode == "qme session" else [shell, "-i"]
     pty = Pty(argv, env, str(home))
     pty.until(PROMPT)
     return pty
@@ -185,32 +196,37 @@ def type_commands(pty: Pty, count: int) -> float:
     return time.perf_counter() - began
 
 
-def per_prompt(kinds, qme: str, commands: int, rounds: int) -> dict:
-    times: dict[tuple[str, str], list[float]] = {(k, m): [] for k in kinds for m in MODES}
+def per_prompt(kinds, builds: list[peers.Build], commands: int, rounds: int) -> dict:
+    """Seconds for `commands` commands by (shell, way's label), median of rounds."""
+    times: dict[tuple[str, str], list[float]] = {
+        (k, b.label(m)): [] for k in kinds for m, b in ways(builds)
+    }
     for round_number in range(rounds):
         for kind in kinds:
-            for mode in MODES:
-                pty = start_shell(kind, mode, qme)
+            turns = peers.in_turns(ways(builds), round_number, builds, lambda w: w[1].label(w[0]))
+            for mode, build in turns:
+                pty = start_shell(kind, mode, build)
                 try:
                     type_commands(pty, 20)  # warm up
-                    times[(kind, mode)].append(type_commands(pty, commands))
+                    times[(kind, build.label(mode))].append(type_commands(pty, commands))
                 finally:
                     pty.close()
         peers._log(f"per-prompt round {round_number + 1}/{rounds} done")
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def processes_per_prompt(kinds, qme: str, commands: int) -> dict:
+def processes_per_prompt(kinds, builds: list[peers.Build], commands: int) -> dict:
     """(processes, threads, programs) started per prompt: clone/fork without and with
     CLONE_THREAD, and execve, counted by strace on the shell (and the proxy)."""
     strace = shutil.which("strace")
     counts: dict[tuple[str, str], tuple[float, float, float] | None] = {}
     for kind in kinds:
-        for mode in MODES:
+        for mode, build in ways(builds):
+            key = (kind, build.label(mode))
             if strace is None:
-                counts[(kind, mode)] = None
+                counts[key] = None
                 continue
-            pty = start_shell(kind, mode, qme)
+            pty = start_shell(kind, mode, build)
             log = Path(pty.home) / "strace.log"
             try:
                 type_commands(pty, 5)
@@ -238,9 +254,7 @@ def processes_per_prompt(kinds, qme: str, commands: int) -> dict:
             clones = [line for line in calls if re.search(r"\b(clone3?|v?fork)\(", line)]
             threads = sum("CLONE_THREAD" in line for line in clones)
             execs = sum("execve(" in line for line in calls)
-            counts[(kind, mode)] = tuple(
-                n / commands for n in (len(clones) - threads, threads, execs)
-            )
+            counts[key] = tuple(n / commands for n in (len(clones) - threads, threads, execs))
     return counts
 
 
@@ -252,30 +266,34 @@ AROUND_THE_SHELL = "`script -qec bash /dev/null`"
 AROUND_A_COMMAND = "`script -qec 'cat FILE' /dev/null` in the plain bash"
 
 
-def throughput(path: str, qme: str, runs: int) -> dict[str, list[float]]:
+# The ways that involve qme, each also run with a --baseline revision.
+SESSION = "`qme session` (8 MiB kept)"
+SESSION_ALL = "`qme session`, QME_MAX_OUTPUT=0 (all stored)"
+RUN = "`qme run cat FILE` in the plain bash (same pump, no session)"
+
+
+def throughput(path: str, builds: list[peers.Build], runs: int) -> dict[str, list[float]]:
     size = os.path.getsize(path)
     done = "; echo __DO''NE__\n"
     cat = f"cat {path}"
-    ways = {  # label: (how to start the shell, its environment, the line typed)
-        "bash on a pty (no proxy)": ("plain", {}, cat + done),
-        AROUND_THE_SHELL: ("script", {}, cat + done),
-        "`qme session` (8 MiB kept)": ("qme session", {}, cat + done),
-        "`qme session`, QME_MAX_OUTPUT=0 (all stored)": (
-            "qme session",
-            {"QME_MAX_OUTPUT": "0"},
-            cat + done,
-        ),
-        AROUND_A_COMMAND: ("plain", {}, f"script -qec {shlex.quote(cat)} /dev/null{done}"),
-        "`qme run cat FILE` in the plain bash (same pump, no session)": (
-            "plain",
-            {},
-            f"{qme} run {cat}{done}",
-        ),
+    qme = builds[0]
+    # label: (how to start the shell, its qme, its environment, the line typed)
+    ways = {
+        "bash on a pty (no proxy)": ("plain", qme, {}, cat + done),
+        AROUND_THE_SHELL: ("script", qme, {}, cat + done),
+        **{b.label(SESSION): ("qme session", b, {}, cat + done) for b in builds},
+        **{
+            b.label(SESSION_ALL): ("qme session", b, {"QME_MAX_OUTPUT": "0"}, cat + done)
+            for b in builds
+        },
+        AROUND_A_COMMAND: ("plain", qme, {}, f"script -qec {shlex.quote(cat)} /dev/null{done}"),
+        **{b.label(RUN): ("plain", b, {}, f"{b.tool('qme')} run {cat}{done}") for b in builds},
     }
     speeds: dict[str, list[float]] = {label: [] for label in ways}
-    for _ in range(runs):
-        for label, (mode, extra, line) in ways.items():
-            pty = start_script() if mode == "script" else start_shell("bash", mode, qme, extra)
+    for round_number in range(runs):
+        for label in peers.in_turns(list(ways), round_number, builds):
+            mode, build, extra, line = ways[label]
+            pty = start_script() if mode == "script" else start_shell("bash", mode, build, extra)
             try:
                 began = time.perf_counter()
                 pty.send(line.encode())
@@ -288,7 +306,7 @@ def throughput(path: str, qme: str, runs: int) -> dict[str, list[float]]:
     return speeds
 
 
-def baseline(label: str) -> str:
+def compared_with(label: str) -> str:
     """What a way is compared with: a wrapped command with `script` wrapping that
     command (both pass the output through a second pty), the rest with `script`
     around the whole shell."""
@@ -320,15 +338,16 @@ def main() -> None:
     parser.add_argument("--size", default="200M", help="file for throughput (200M)")
     parser.add_argument("--runs", type=int, default=3, help="throughput runs of each (3)")
     parser.add_argument("--shells", default=",".join(SHELLS), help="bash,zsh,fish")
+    peers.add_baseline_option(parser)
     args = parser.parse_args()
 
     kinds = [k for k in args.shells.split(",") if shutil.which(k)]
-    qme = peers.tool(peers.qme_venv(), "qme")
+    builds = peers.builds(args.baseline)
     path = data_file(parse_size(args.size))
 
-    timed = per_prompt(kinds, qme, args.commands, args.rounds)
-    traced = processes_per_prompt(kinds, qme, args.traced)
-    speeds = throughput(path, qme, args.runs)
+    timed = per_prompt(kinds, builds, args.commands, args.rounds)
+    traced = processes_per_prompt(kinds, builds, args.traced)
+    speeds = throughput(path, builds, args.runs)
 
     print(
         f"## Per prompt: `true` typed {args.commands} times, waiting for each prompt "
@@ -337,13 +356,13 @@ def main() -> None:
     rows = []
     for kind in kinds:
         plain = timed[(kind, "plain")]
-        for mode in MODES:
-            total = timed[(kind, mode)]
-            counted = traced[(kind, mode)]
+        for mode, build in ways(builds):
+            total = timed[(kind, build.label(mode))]
+            counted = traced[(kind, build.label(mode))]
             rows.append(
                 [
                     kind,
-                    mode,
+                    build.label(mode),
                     f"{total:.2f}",
                     f"{total / args.commands * 1000:.3f}",
                     f"{(total - plain) / args.commands * 1000:+.3f}",
@@ -374,14 +393,35 @@ def main() -> None:
     )
     median = {label: statistics.median(v) for label, v in speeds.items()}
     rows = [
-        [label, f"{speed:.1f}", f"{speed / median[baseline(label)]:.2f}x", baseline(label)]
+        [label, f"{speed:.1f}", f"{speed / median[other]:.2f}x", other]
         for label, speed in median.items()
+        for other in [compared_with(label)]
     ]
     print(peers.table(["inside", "MB/s", "ratio", "compared with"], rows))
+    for before in builds[1:]:
+        ms = 1000 / args.commands
+        rows = [
+            (
+                f"{kind}, {mode}",
+                "ms/command",
+                timed[(kind, mode)] * ms,
+                timed[(kind, before.label(mode))] * ms,
+            )
+            for kind in kinds
+            for mode in MODES[1:]
+        ]
+        rows += [
+            (label, "MB/s", median[label], median[before.label(label)])
+            for label in (SESSION, SESSION_ALL, RUN)
+        ]
+        print()
+        print(peers.after_before(before, rows))
+    baseline = f" --baseline {args.baseline}" if args.baseline else ""
     print(
         f"\nReproduce: python bench/hooks.py --commands {args.commands} --rounds "
         f"{args.rounds} --traced {args.traced} --size {args.size} --runs {args.runs}"
-        f"  # {os.cpu_count()} cores, {sys.platform}, " + ", ".join(_version(k) for k in kinds)
+        f"{baseline}  # {os.cpu_count()} cores, {sys.platform}, "
+        + ", ".join(_version(k) for k in kinds)
     )
 
 

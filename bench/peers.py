@@ -10,11 +10,13 @@ import hashlib
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,127 @@ def _source_stamp() -> str:
 def qme_venv() -> Path:
     """qme from this work tree, installed non-editable (like a user's install)."""
     return venv("qme", (str(ROOT),), stamp=_source_stamp())
+
+
+# -- qme builds: the work tree, and a git revision to compare it with (--baseline) ---------
+
+
+@dataclass(frozen=True)
+class Build:
+    """One qme to measure: the work tree (rev "") or a git revision installed from
+    its own source tree. Its rows are labelled with the revision's short hash."""
+
+    venv: Path
+    src: Path  # the source tree it was installed from (for its shell hook files)
+    rev: str = ""  # short commit hash of a baseline; "" for the work tree
+
+    @property
+    def name(self) -> str:
+        """qme, or qme-ca771eb: its venv's name (also for its fresh homes)."""
+        return f"qme-{self.rev}" if self.rev else "qme"
+
+    def tool(self, name: str) -> str:
+        return tool(self.venv, name)
+
+    def label(self, text: str) -> str:
+        """text for the work tree; `text (ca771eb)` for a baseline."""
+        return f"{text} ({self.rev})" if self.rev else text
+
+    def hook(self, kind: str) -> Path:
+        """Its shell hook file for bash, zsh or fish."""
+        return self.src / "qme" / "shell" / f"qme.{kind}"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def baseline_build(rev: str) -> Build:
+    """qme as of git revision rev: its tree exported by `git archive` into
+    bench/.work/src-HASH/ (once), installed into bench/.work/venvs/qme-SHORT like the
+    work tree's qme (non-editable, byte-compiled) and reused while it exists."""
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"--baseline {rev}: not a git revision of {ROOT}") from None
+    short = _git("rev-parse", "--short", commit)
+    src = WORK / f"src-{commit}"
+    if not src.exists():
+        _log(f"exporting {rev} ({short}) to {src}")
+        WORK.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"src-{short}-", dir=WORK))
+        try:
+            archive = subprocess.Popen(
+                ["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+                stdout=subprocess.PIPE,
+            )
+            subprocess.run(["tar", "-x", "-C", str(tmp)], stdin=archive.stdout, check=True)
+            archive.stdout.close()
+            if archive.wait() != 0:
+                raise RuntimeError(f"git archive {commit} failed")
+            tmp.rename(src)  # only a complete tree gets the name
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Build(venv(f"qme-{short}", (str(src),), stamp=commit), src, short)
+
+
+def builds(baseline: str | None) -> list[Build]:
+    """The qme builds to time: the work tree, then the baseline revision if given."""
+    before = [] if baseline is None else [baseline_build(baseline)]  # a bad REV stops first
+    return [Build(qme_venv(), ROOT), *before]
+
+
+def add_baseline_option(parser) -> None:
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time qme as of git revision REV (installed into bench/.work/venvs/"
+        "qme-HASH) in the same rounds, and print after ÷ before for qme's rows",
+    )
+
+
+def in_turns(items: list, round_number: int, builds: Sequence[Build], label=str) -> list:
+    """items in the order to run them in this round: as given in even rounds; in odd
+    rounds each row of the work tree and its baseline twin (the same label with the
+    revision appended) swap places, so that neither always runs right after the
+    same command: the command before can slow a row (here a `qme run` on a pty took
+    about 6 ms more right after a `qme run` with pipes, whose writer child may still
+    be finishing its record)."""
+    if round_number % 2 == 0 or len(builds) < 2:
+        return items
+    order = list(items)
+    where = {label(item): i for i, item in enumerate(items)}
+    for i, item in enumerate(items):
+        twin = where.get(builds[1].label(label(item)))
+        if twin is not None:
+            order[i], order[twin] = items[twin], items[i]
+    return order
+
+
+def after_before(build: Build, rows: list[tuple[str, str, float, float]]) -> str:
+    """The work tree against the baseline build: rows of (label, unit, after, before)
+    as a Markdown table with after ÷ before, headed by a line naming the baseline."""
+    cells = [
+        [label, unit, _figure(before), _figure(after), f"{after / before:.2f}×"]
+        for label, unit, after, before in rows
+    ]
+    subject = _git("log", "-1", "--format=%s", build.rev)
+    if len(subject) > 72:
+        subject = subject[:71] + "…"
+    return (
+        f"### after ÷ before: the work tree ÷ `{build.rev}` ({subject})\n\n"
+        + table(["qme's row", "unit", f"before ({build.rev})", "after", "after ÷ before"], cells)
+        + f"\n\nBefore: qme as of `{build.rev}`, installed in {build.venv.relative_to(ROOT)};"
+        " after: this work tree (the `qme` venv); both timed in the same rounds, taking"
+        " turns. For ms and MiB below 1× means the work tree is faster or smaller, for"
+        " MB/s above 1×."
+    )
+
+
+def _figure(value: float) -> str:
+    return f"{value:.{3 if value < 1 else 2 if value < 10 else 1}f}"
 
 
 def asciinema_venv() -> Path:
@@ -136,9 +259,13 @@ class Timing:
         return min(self.times) * 1000
 
 
-def time_commands(cmds: list[Cmd], runs: int, warmup: int = 1) -> dict[str, Timing]:
+def time_commands(
+    cmds: list[Cmd], runs: int, warmup: int = 1, builds: Sequence[Build] = ()
+) -> dict[str, Timing]:
     """Run every command `runs` times, taking turns within each round so that all of
-    them share the machine's noise; return the wall times by label.
+    them share the machine's noise; return the wall times by label. With builds (the
+    work tree and a --baseline), a row and its baseline twin swap places every other
+    round (see in_turns).
 
     Each command runs with stdin, stdout and stderr on /dev/null (so a tool that
     picks pty or pipes by its stdio sees pipes); commands that need a terminal
@@ -147,8 +274,8 @@ def time_commands(cmds: list[Cmd], runs: int, warmup: int = 1) -> dict[str, Timi
         for cmd in cmds:
             cmd.run(check=False)
     results = {cmd.label: Timing([]) for cmd in cmds}
-    for _ in range(runs):
-        for cmd in cmds:
+    for round_number in range(runs):
+        for cmd in in_turns(cmds, round_number, builds, lambda c: c.label):
             start = time.perf_counter()
             cmd.run()
             results[cmd.label].times.append(time.perf_counter() - start)

@@ -1,7 +1,7 @@
 """Throughput of recording a big output: `cat FILE` bare, through tee, under `script`,
 and under qme, with pipes and on a terminal; plus qme's peak memory.
 
-    python bench/throughput.py [--size 1G] [--runs N]
+    python bench/throughput.py [--size 1G] [--runs N] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from peers import Cmd
 
 MB = 1_000_000
 LEVELS = ["INFO"] * 8 + ["DEBUG", "WARNING"]
+# qme's rows (each once for the work tree and once for a --baseline revision)
+QME_PIPES = "`qme run cat FILE` (pipes)"
+QME_TTY = "on a terminal: `qme run cat FILE`"
+QME_RSS = "peak RSS of `qme run cat FILE > /dev/null`"
 
 
 def data_file(size: int) -> str:
@@ -66,37 +70,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1G", help="file size, e.g. 64M or 1G (default 1G)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (default 3)")
+    peers.add_baseline_option(parser)
     args = parser.parse_args()
 
     size = parse_size(args.size)
     path = data_file(size)
     f = shlex.quote(path)
-    qme = shlex.quote(peers.tool(peers.qme_venv(), "qme"))
-    home = str(peers.fresh_dir("throughput-qme-"))
-    qme_env = peers.env(HOME=home, QME_HOME=home)
+    builds = peers.builds(args.baseline)
+    qme = {b: shlex.quote(b.tool("qme")) for b in builds}
+    homes = {b: str(peers.fresh_dir(f"throughput-{b.name}-")) for b in builds}
+    qme_env = {b: peers.env(HOME=homes[b], QME_HOME=homes[b]) for b in builds}
     cat = f"cat {f}"
+    script_pipe_label = "`script -qec 'cat FILE' /dev/null`"
+    script_tty_label = "on a terminal: `script -qec 'cat FILE'`"
     cmds = [
         Cmd("`cat FILE` (bare)", f"{cat} > /dev/null"),
         Cmd("`cat FILE | tee /dev/null`", f"{cat} | tee /dev/null > /dev/null"),
-        Cmd("`script -qec 'cat FILE' /dev/null`", f"{under_script(cat)} > /dev/null"),
-        Cmd("`qme run cat FILE` (pipes)", f"{qme} run {cat} > /dev/null", qme_env),
+        Cmd(script_pipe_label, f"{under_script(cat)} > /dev/null"),
+        *(Cmd(b.label(QME_PIPES), f"{qme[b]} run {cat} > /dev/null", qme_env[b]) for b in builds),
         # Only the outer script's output goes to /dev/null: the inner one, like qme,
         # writes everything through the outer pty.
-        Cmd(
-            "on a terminal: `script -qec 'cat FILE'`",
-            f"{under_script(under_script(cat))} > /dev/null",
-        ),
-        Cmd(
-            "on a terminal: `qme run cat FILE`",
-            f"{under_script(f'{qme} run {cat}')} > /dev/null",
-            qme_env,
+        Cmd(script_tty_label, f"{under_script(under_script(cat))} > /dev/null"),
+        *(
+            Cmd(b.label(QME_TTY), f"{under_script(f'{qme[b]} run {cat}')} > /dev/null", qme_env[b])
+            for b in builds
         ),
     ]
     load_before = peers.load()
-    timings = peers.time_commands(cmds, runs=args.runs, warmup=1)
+    timings = peers.time_commands(cmds, runs=args.runs, warmup=1, builds=builds)
     speed = {c.label: size / MB / (timings[c.label].median_ms / 1000) for c in cmds}
-    rss_cmd = Cmd("rss", f"{qme} run cat {f} > /dev/null", qme_env)
-    rss = sorted(peers.peak_rss_kib(rss_cmd) for _ in range(3))[1]
+    rss_runs: dict[peers.Build, list[int]] = {b: [] for b in builds}
+    for _ in range(3):  # taking turns too
+        for b in builds:
+            rss_cmd = Cmd("rss", f"{qme[b]} run cat {f} > /dev/null", qme_env[b])
+            rss_runs[b].append(peers.peak_rss_kib(rss_cmd))
+    rss = {b: sorted(runs)[1] / 1024 for b, runs in rss_runs.items()}  # MiB
 
     rows = [
         [
@@ -107,8 +115,7 @@ def main() -> None:
         ]
         for c in cmds
     ]
-    s = {c.label: speed[c.label] for c in cmds}
-    script_pipe, qme_pipe, script_tty, qme_tty = (s[cmds[i].label] for i in (2, 3, 4, 5))
+    script_pipe, script_tty = speed[script_pipe_label], speed[script_tty_label]
     title = f"Throughput: recording `cat` of {size / (1 << 20):.0f} MiB"
     peers.header(title, load_before)
     print(peers.table(["command", "median ms", "min ms", "MB/s"], rows))
@@ -117,13 +124,23 @@ def main() -> None:
         peers.table(
             ["ratio", "value", "target"],
             [
-                ["qme (pipes) ÷ script", f"{qme_pipe / script_pipe:.2f}×", "≥ 5×"],
-                [
-                    "qme on a terminal ÷ script on a terminal",
-                    f"{qme_tty / script_tty:.2f}×",
-                    "≥ 0.9×",
-                ],
-                ["peak RSS of `qme run cat FILE > /dev/null`", f"{rss / 1024:.1f} MiB", "≤ 32 MiB"],
+                *(
+                    [
+                        b.label("qme (pipes) ÷ script"),
+                        f"{speed[b.label(QME_PIPES)] / script_pipe:.2f}×",
+                        "≥ 5×",
+                    ]
+                    for b in builds
+                ),
+                *(
+                    [
+                        b.label("qme on a terminal ÷ script on a terminal"),
+                        f"{speed[b.label(QME_TTY)] / script_tty:.2f}×",
+                        "≥ 0.9×",
+                    ]
+                    for b in builds
+                ),
+                *([b.label(QME_RSS), f"{rss[b]:.1f} MiB", "≤ 32 MiB"] for b in builds),
             ],
         )
     )
@@ -134,8 +151,16 @@ def main() -> None:
         "MB = 10⁶ bytes, from the median time. qme keeps its default QME_MAX_OUTPUT (1M:"
         " head and tail) in a fresh SQLite store. Peak RSS is the largest process in the"
         " tree (getrusage RUSAGE_CHILDREN), median of 3 runs.\n"
-        f"FILE: {path} (log-like text lines).\n\nReproduce: `{peers.reproduce()}`"
+        f"FILE: {path} (log-like text lines)."
     )
+    for before in builds[1:]:
+        rows = [
+            *((r, "MB/s", speed[r], speed[before.label(r)]) for r in (QME_PIPES, QME_TTY)),
+            (QME_RSS, "MiB", rss[builds[0]], rss[before]),
+        ]
+        print()
+        print(peers.after_before(before, rows))
+    print(f"\nReproduce: `{peers.reproduce()}`")
 
 
 if __name__ == "__main__":
