@@ -1,10 +1,9 @@
 """qme: a live, searchable record of the commands you run.
 
 `from qme import Queue` is the Python API; the CLI and the dashboard are thin
-layers over it. Heavy modules are imported lazily so that `qme run` starts fast.
+layers over it. Both names are imported lazily, so that `qme run` starts fast.
 """
 
-__version__ = "0.1.0"
 __all__ = ["Queue", "__version__"]
 
 
@@ -13,4 +12,8 @@ def __getattr__(name):
         from qme.api import Queue
 
         return Queue
+    if name == "__version__":
+        from qme.version import __version__
+
+        return __version__
     raise AttributeError(f"module 'qme' has no attribute {name!r}")

@@ -1,24 +1,39 @@
-"""The Python API: `Queue` runs, finds, reruns and clears tasks.
+"""The Python API: `Queue` is the one door to qme.
 
-The CLI and the dashboard are thin layers over this class.
+The CLI, the dashboard and the shell session all go through it: it runs, finds,
+reruns, cancels and clears tasks, owns its home's executor registry, delivers the
+spool and checks settings. This module imports only what `qme run` needs before
+its command starts; everything else is imported where it is used.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Sequence
 
-from qme import console, executors, pending
-from qme.config import OPTIONS, Settings, parse_size
-from qme.errors import AmbiguousTask, ConfigError, NoSuchTask, QmeError
-from qme.origin import command_line, current_directory, current_user, hostname
-from qme.store import SearchHit, Store, TaskQuery, describe, open_store
-from qme.task import LOST, STREAMS, Task, new_uuid4
-from qme.text import words
+from qme import console
+from qme.config import Settings
+from qme.errors import AmbiguousTask, NoSuchTask, QmeError, Refused
+from qme.task import LOST, RUNNING, STREAMS, Task
 
-TASK_ID_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from qme.executors import Registry
+    from qme.executors.base import Action
+    from qme.store import SearchHit, Store
+
+# What a task id or prefix may contain (a query with anything else matches nothing).
+TASK_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+class Synced:
+    """What `Queue.sync()` did: records delivered, waiting before, left, and where."""
+
+    def __init__(self, delivered: int, waiting: int, left: int, folder: str):
+        self.delivered, self.waiting, self.left, self.folder = delivered, waiting, left, folder
 
 
 class Queue:
@@ -30,27 +45,51 @@ class Queue:
     True
     """
 
-    def __init__(self, config_dir: str | os.PathLike | None = None, database: str | None = None):
-        self.settings = Settings.load(config_dir, database=database)
+    def __init__(
+        self,
+        config_dir: str | os.PathLike | None = None,
+        database: str | None = None,
+        *,
+        log_level: str | None = None,
+    ):
+        self.settings = Settings.load(config_dir, database=database, log_level=log_level)
         self._store: Store | None = None
+        self._executors: Registry | None = None
 
     @property
     def store(self) -> Store:
         """The store, with the records that `qme run`s have finished but their
         writers not yet saved waited for (qme/pending.py), so that a task read right
         after its `qme run` returned is read as it ended."""
+        from qme import pending
+
         pending.wait(self.settings.home)
         if self._store is None:
-            from qme.store import spool
+            from qme.store import open_store, spool
 
             self._store = open_store(self.settings)
             spool.deliver_or_warn(self.settings.home, self._store)
         return self._store
 
     @property
+    def executors(self) -> Registry:
+        """This home's executors: the built-ins and the plugins cached in this home."""
+        if self._executors is None:
+            from qme.executors import Registry
+
+            self._executors = Registry(self.settings)
+        return self._executors
+
+    @property
     def database(self) -> str:
         """The store's kind: sqlite, filesystem, postgresql or mysql."""
-        return describe(self.settings)[0]
+        return self.store_location()[0]
+
+    def store_location(self) -> tuple[str, str]:
+        """(kind, where) of the configured store, a server's password hidden."""
+        from qme.store import describe
+
+        return describe(self.settings)
 
     def __enter__(self):
         return self
@@ -63,6 +102,19 @@ class Queue:
             self._store.close()
             self._store = None
 
+    # -- executors ----------------------------------------------------------------------
+
+    def executor_names(self) -> list[str]:
+        return self.executors.names()
+
+    def actions(self, executor: str) -> dict[str, Action]:
+        """The actions an executor offers: name -> Action (description, streams)."""
+        return dict(self.executors.executor_class(executor).actions)
+
+    def executor_for(self, command: str) -> str:
+        """The name of the executor that takes this command line."""
+        return self.executors.for_command(command).name
+
     # -- running ------------------------------------------------------------------------
 
     def run(
@@ -72,49 +124,21 @@ class Queue:
         message: str | None = None,
         executor: str | None = None,
         cwd: str | None = None,
+        writer_process: bool = False,
     ) -> Task:
         """Run a command (a shell line, or an argv list) and record it.
 
         The command's stdio is this process's: output is shown and recorded.
         If recording fails, the command still runs and one warning is printed.
+        writer_process: hand the record to a process of its own, which also picks
+        the executor when none is named (what `qme run` does, so that neither the
+        command nor its exit waits for the store); the task's id then lacks the
+        executor's name unless one is named.
         """
+        from qme.origin import command_line
+
         argv, text = command_line(command)
-        return self._run(argv, text, message=message, executor=executor, cwd=cwd)
-
-    def _run(self, argv, text, *, message, executor, cwd, rerun_of=None) -> Task:
-        from qme.recorder.hooks import ExecutorHooks
-        from qme.recorder.recording import record
-        from qme.recorder.spawn import spawn
-        from qme.store.writer import StoreWriter
-
-        chosen = (
-            executors.get(executor, self.settings)
-            if executor
-            else executors.for_command(text, self.settings)
-        )
-        task = Task(
-            id=f"{chosen.name}-{new_uuid4()}",
-            executor=chosen.name,
-            command=text,
-            argv=argv,
-            cwd=os.path.abspath(cwd) if cwd else current_directory(),
-            user=current_user(),
-            host=hostname(),
-            started=time.time(),
-            message=message,
-            rerun_of=rerun_of,
-        )
-        hooks = ExecutorHooks(chosen)
-        hooks.prepare(task)
-        try:
-            limit = self.settings.max_output
-        except ConfigError:  # reported by the store, which reads the same file
-            limit = parse_size(OPTIONS["max_output"].default)
-        writer = StoreWriter(lambda: open_store(self.settings), self.settings.home)
-        if record(task, spawn(argv, cwd), writer, limit, hooks):
-            console.warn(writer.message())
-        task.queue = self
-        return task
+        return self._run(argv, text, message, executor, cwd, writer_process)
 
     def rerun(
         self, task_id: str | None = None, *, message: str | None = None, here: bool = False
@@ -128,20 +152,113 @@ class Queue:
                 f"cannot rerun {old.short_id}: its directory {cwd} no longer exists "
                 "(--here runs it in the current directory)"
             )
-        return self._run(
-            old.argv,
-            old.command,
+        return self._run(old.argv, old.command, message, old.executor, cwd, rerun_of=old.id)
+
+    def _run(self, argv, text, message, executor, cwd, writer_process=False, rerun_of=None):
+        """Begin the task, start the command, record it until it ends. The executor
+        is checked before anything runs: an unknown name never runs the command."""
+        from qme.recorder.spawn import spawn
+
+        chosen = None
+        if executor or not writer_process:
+            chosen = self.executors.get(executor) if executor else self.executors.for_command(text)
+        started = time.time()
+        child = spawn(argv, cwd)  # first: the rest of the start-up overlaps the command's
+        task = Task.begin(
+            text,
+            argv,
+            executor=chosen.name if chosen else "",
+            cwd=os.path.abspath(cwd) if cwd else None,
+            started=started,
             message=message,
-            executor=old.executor,
-            cwd=cwd,
-            rerun_of=old.id,
+            rerun_of=rerun_of,
         )
+        if writer_process:
+            from qme import liveness
+            from qme.recorder.handoff import ChildWriter
+
+            task.recorder = liveness.token()
+            writer, hooks = ChildWriter(self.settings, lock_name=task.recorder), None
+        else:
+            from qme.recorder.hooks import ExecutorHooks
+            from qme.store import open_store
+            from qme.store.writer import StoreWriter
+
+            writer = StoreWriter(lambda: open_store(self.settings), self.settings.home)
+            hooks = ExecutorHooks(chosen)
+            hooks.prepare(task)
+        from qme.recorder.recording import record
+
+        error = record(task, child, writer, self._max_output(), hooks)
+        if error:
+            console.warn(error)
+        task.queue = self
+        return task
+
+    def _max_output(self) -> int:
+        from qme.config import OPTIONS, parse_size
+        from qme.errors import ConfigError
+
+        try:
+            return self.settings.max_output
+        except ConfigError:  # reported by the store's writer, which reads the same file
+            return parse_size(OPTIONS["max_output"].default)
+
+    def cancel(self, task: Task | str | None) -> tuple[str, Any]:
+        """Cancel a task (a task, an id or prefix, or None for the last one): its
+        executor's `cancel` action where it has one (Slurm: scancel), else SIGTERM
+        to its command, the process group when it leads one (it ran on a pty). Only
+        on the machine it runs on, and only while its recorder lives, so that the
+        pid cannot have been reused. Returns (what was done, the executor's answer);
+        raises Refused when the task cannot be cancelled as it is."""
+        import signal
+
+        from qme import liveness
+        from qme.origin import hostname
+
+        if not isinstance(task, Task):
+            task = self.get(task, streams=False)
+        if not task.finished and "cancel" in self.task_actions(task):
+            return f"cancelled task {task.short_id}", self.run_action(task, "cancel")
+        if task.status != RUNNING:
+            raise Refused(f"task {task.short_id} is not running (it is {task.status})")
+        here = hostname()
+        if task.host != here:
+            raise Refused(
+                f"task {task.short_id} runs on {task.host}, not on this machine ({here}): "
+                f"cancel it on {task.host} (kill {task.pid})"
+            )
+        if not task.pid or not liveness.is_alive(task.recorder):
+            raise Refused(f"task {task.short_id} has no live process to cancel")
+        try:
+            if os.getpgid(task.pid) == task.pid:
+                os.killpg(task.pid, signal.SIGTERM)
+                target = "process group"
+            else:
+                os.kill(task.pid, signal.SIGTERM)
+                target = "process"
+        except ProcessLookupError:
+            raise Refused(f"task {task.short_id} has just ended") from None
+        except PermissionError:
+            raise Refused(
+                f"not allowed to signal process {task.pid} of task {task.short_id}"
+            ) from None
+        return f"sent SIGTERM to task {task.short_id} ({target} {task.pid})", None
+
+    def task_actions(self, task: Task) -> dict[str, Action]:
+        """The actions of the task's executor; none when it is not installed here."""
+        from qme.errors import UnknownExecutor
+
+        try:
+            return self.actions(task.executor)
+        except UnknownExecutor:
+            return {}
 
     # -- finding ------------------------------------------------------------------------
 
     def resolve(self, query: str) -> str:
         """The full id of the one task whose id, or uuid part, starts with query."""
-        if not TASK_ID_CHARS.fullmatch(query):
+        if not query or not TASK_ID_CHARS.issuperset(query):
             raise NoSuchTask(query)
         found = self.store.match(query, limit=6)
         if query in found:
@@ -154,6 +271,8 @@ class Queue:
 
     def get(self, task_id: str | None = None, *, streams: bool = True) -> Task:
         """A task by id or unique prefix; the most recently started one when None."""
+        from qme.store import TaskQuery
+
         if task_id is None:
             latest = self.store.list(TaskQuery(limit=1))
             if not latest:
@@ -182,7 +301,9 @@ class Queue:
         first offset of them skipped (paging). host and user: recorded on that
         machine, by that user (a store shared by many)."""
         if executor is not None:
-            executors.executor_class(executor)  # unknown names are an error
+            self.executors.executor_class(executor)  # unknown names are an error
+        from qme.store import TaskQuery
+
         query = TaskQuery(
             executor, status, cwd, since, until, limit, session, offset, host=host, user=user
         )
@@ -193,7 +314,9 @@ class Queue:
         since=, until=, session=, host=, user=), counting at most limit (a cap that keeps counting
         cheap on huge stores)."""
         if executor is not None:
-            executors.executor_class(executor)  # unknown names are an error
+            self.executors.executor_class(executor)  # unknown names are an error
+        from qme.store import TaskQuery
+
         return self.store.count(TaskQuery(executor, limit=limit, **filters))
 
     def recent(self, since: float) -> list[Task]:
@@ -231,6 +354,8 @@ class Queue:
         """Tasks whose command, message, output or error contain every term as a
         word (a term ending in '*': as the start of a word), case-insensitively,
         newest first or by relevance."""
+        from qme.text import words
+
         wanted = [w for term in terms for w in words(term)]
         if not wanted:
             raise QmeError("nothing to search for: give at least one word")
@@ -245,7 +370,7 @@ class Queue:
         (None). Returns how many were deleted."""
         if target is None:
             return self.store.clear()
-        if target in executors.names():
+        if target in self.executor_names():
             return self.store.clear(target)
         return self.store.delete([self.resolve(target)])
 
@@ -262,9 +387,10 @@ class Queue:
         field and their output, to the text file out, oldest first: JSON Lines, or
         one JSON document with as_json. Returns how many (see qme/transfer.py)."""
         from qme import transfer
+        from qme.store import TaskQuery
 
         if executor is not None:
-            executors.executor_class(executor)  # unknown names are an error
+            self.executors.executor_class(executor)  # unknown names are an error
         query = TaskQuery(executor, since=since, until=until)
         return transfer.export(self.store, out, query, as_json=as_json)
 
@@ -275,13 +401,96 @@ class Queue:
 
         return transfer.import_tasks(self.store, transfer.read_export(source), replace)
 
+    # -- the spool and the settings -----------------------------------------------------
+
+    def spooled(self) -> list[tuple[str, Task | None]]:
+        """The records waiting in the spool for a store that would not take them:
+        (file, its task, or None when unreadable)."""
+        from qme import pending
+        from qme.store import spool
+
+        pending.wait(self.settings.home)  # records `qme run` is still writing (or spooling)
+        return [(path, spool.spooled_task(path)) for path in spool.pending(self.settings.home)]
+
+    def sync(self) -> Synced:
+        """Deliver the spooled records to the store now. Raises StoreError when the
+        store still refuses them."""
+        from qme import pending
+        from qme.errors import StoreError
+        from qme.store import open_store, spool
+
+        home = self.settings.home
+        pending.wait(home)
+        waiting = len(spool.pending(home))
+        try:
+            with open_store(self.settings) as store:
+                delivered = spool.deliver(home, store)
+        except Exception as exc:  # noqa: BLE001 - the store's own errors, whatever the backend
+            raise StoreError(
+                f"the store refused the spooled records ({exc}); "
+                f"{len(spool.pending(home))} wait in {spool.folder(home)}"
+            ) from None
+        return Synced(delivered, waiting, len(spool.pending(home)), spool.folder(home))
+
+    def set_setting(self, key: str, value: str | None, executor: str | None = None) -> str | None:
+        """Save a setting in config.ini (None removes it), a general one or an
+        executor's, once it is known to work. Returns the value as it may be shown
+        (a password hidden)."""
+        from qme.config import EXECUTOR_SECTION_PREFIX, GENERAL_SECTION, Settings
+        from qme.errors import ConfigError
+        from qme.store import describe, servers
+
+        if executor is None:
+            section = GENERAL_SECTION
+            self.settings.check(key, value)
+            needs_url = value is not None and servers.is_server(value) and "://" not in value
+            if key == "database" and value is not None and not needs_url:
+                describe(Settings(self.settings.home, overrides={"database": value}))
+        else:
+            known = self.executors.executor_class(executor).settings
+            if key not in known:
+                raise ConfigError(
+                    f"executor {executor} has no setting '{key}' "
+                    f"(its settings: {', '.join(known) or 'none'})"
+                )
+            section = EXECUTOR_SECTION_PREFIX + executor
+        self.settings.save(section, key, value)
+        if value is not None and servers.password(value):
+            console.warn(
+                f"{self.settings.config_file} now holds a password (readable by you only); "
+                "QME_DATABASE_STRING keeps it out of files"
+            )
+        return servers.redact(value) if value is not None else None
+
+    def configuration(self) -> dict[str, Any]:
+        """Every setting with its value (passwords hidden) and where it came from,
+        and the store's kind and location."""
+        from qme.config import OPTIONS
+        from qme.store import servers
+
+        settings = {}
+        for key in OPTIONS:
+            value, source = self.settings.lookup(key)
+            settings[key] = {"value": servers.redact(value), "source": source}
+        for name, items in self.settings.executor_sections().items():
+            for key, value in items.items():
+                source = f"config file ({self.settings.config_file})"
+                settings[f"{name}.{key}"] = {"value": value, "source": source}
+        kind, path = self.store_location()
+        return {
+            "home": self.settings.home,
+            "config_file": self.settings.config_file,
+            "store": {"kind": kind, "path": path},
+            "settings": settings,
+        }
+
     def _attach(self, tasks: list[Task]) -> list[Task]:
         """Give tasks their queue, and let each executor bring the status of its
         tasks up to date (a dead recorder makes a task lost; a Slurm job's state
         is asked of Slurm), saving what changed."""
         for task in tasks:
             task.queue = self
-        for task in executors.refresh(tasks, self.settings):
+        for task in self.executors.refresh(tasks):
             if task.status == LOST and self._ended_meanwhile(task):
                 continue
             try:
@@ -311,7 +520,7 @@ class Queue:
         even when the action then fails (a job Slurm no longer knows is lost)."""
         if not isinstance(task, Task):
             task = self.get(task, streams=False)
-        executor = executors.get(task.executor, self.settings)
+        executor = self.executors.get(task.executor)
         before = _status_of(task)
         try:
             return executor.run_action(task, name, **options)

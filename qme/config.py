@@ -79,6 +79,9 @@ def parse_size(text: str) -> int:
     return value
 
 
+_CHECKED = ("max_output", "busy_timeout", "log_level", "secrets_filter")
+
+
 class Settings:
     """The effective configuration and where each value came from."""
 
@@ -164,6 +167,15 @@ class Settings:
         if value not in ("on", "off"):
             raise ConfigError(f"secrets_filter is on or off, not '{value}'")
         return value == "on"
+
+    def check(self, key: str, value: str | None) -> None:
+        """Raise ConfigError unless key is a general setting and value (None: to be
+        removed) one it accepts. The database is checked by the store, which knows
+        its kinds (qme.store.describe)."""
+        if key not in OPTIONS:
+            raise ConfigError(f"unknown setting '{key}' (settings: {', '.join(OPTIONS)})")
+        if value is not None and key in _CHECKED:  # each is read through its property
+            getattr(Settings(self.home, overrides={key: value}), key)
 
     def executor_setting(self, executor: str, key: str, default: str | None = None):
         """QME_<EXECUTOR>_<KEY>, then [executor.NAME] in config.ini, then default."""

@@ -17,6 +17,10 @@ class StoreError(QmeError):
     """The store cannot be opened, read or written."""
 
 
+class Refused(QmeError):
+    """The action does not apply to the task as it is now (cancel a finished task)."""
+
+
 class NoSuchTask(QmeError):
     def __init__(self, query: str):
         super().__init__(f"no task matches '{query}'")
@@ -32,3 +36,9 @@ class AmbiguousTask(QmeError):
 class UnknownExecutor(QmeError):
     def __init__(self, name: str, known: list[str]):
         super().__init__(f"unknown executor '{name}' (known: {', '.join(sorted(known))})")
+
+
+class NoSuchAction(QmeError):
+    def __init__(self, executor: str, name: str, offered: list[str]):
+        its = ", ".join(offered) if offered else "it has none"
+        super().__init__(f"the {executor} executor has no action '{name}' ({its})")

@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import os
+import time
 
+from qme.origin import current_directory, current_user, hostname
 from qme.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
-    from qme.api import Queue
+    class TaskSource(Protocol):
+        """What a task needs of the Queue it came from (qme.api.Queue is one)."""
+
+        def get(self, task_id: str | None = None, *, streams: bool = True) -> Task: ...
+
+        def run_action(self, task: Task | str | None, name: str, **options: Any) -> Any: ...
+
 
 RUNNING, COMPLETE, FAILED, CANCELLED, LOST = "running", "complete", "failed", "cancelled", "lost"
 PENDING, TIMEOUT = "pending", "timeout"  # from executors whose jobs wait in a queue (slurm)
 STATUSES = (PENDING, RUNNING, COMPLETE, FAILED, CANCELLED, TIMEOUT, LOST)
 STREAMS = ("output", "error")
+# SIGHUP, SIGINT, SIGKILL, SIGTERM: the user (or the system) stopped the command.
+CANCEL_SIGNALS = frozenset({1, 2, 9, 15})
+
+
+def status_of(returncode: int | None, signal: int | None = None) -> str:
+    """The one rule for how a command ended: cancelled when a cancelling signal
+    killed it, when it exited 130 (Ctrl-C, as shells report it) or with no status
+    at all (its shell went away); else complete on 0, failed otherwise."""
+    if returncode is None or signal in CANCEL_SIGNALS or returncode == 130:
+        return CANCELLED
+    return COMPLETE if returncode == 0 else FAILED
+
+
+def signal_in_status(status: int | None) -> int | None:
+    """The signal N a shell or a container engine means by exit status 128+N."""
+    return status - 128 if status is not None and 128 < status <= 128 + 64 else None
 
 
 def new_uuid4() -> str:
@@ -61,7 +85,50 @@ class Task(Record):
     recorder: str | None = None  # "boot_id:pid:start_ticks" of the qme that records it
     output: bytes | None = None  # None: not loaded
     error: bytes | None = None
-    queue: Queue | None = None
+    queue: TaskSource | None = None
+
+    @classmethod
+    def begin(
+        cls,
+        command: str,
+        argv: list[str],
+        *,
+        executor: str = "",
+        cwd: str | None = None,
+        started: float | None = None,
+        **fields: Any,
+    ) -> Task:
+        """A task that starts now, here, as this user: the one way every front end
+        (qme run, Queue.run, reruns, the session) begins one. An empty executor
+        leaves the choice to the writer (the id is then the uuid alone, and the
+        writer puts the executor's name in front)."""
+        uuid = new_uuid4()
+        return cls(
+            id=f"{executor}-{uuid}" if executor else uuid,
+            executor=executor,
+            command=command,
+            argv=argv,
+            cwd=cwd or current_directory(),
+            user=current_user(),
+            host=hostname(),
+            started=time.time() if started is None else started,
+            **fields,
+        )
+
+    def assign_executor(self, name: str) -> None:
+        """Give a task begun without an executor (its id the uuid alone) its own."""
+        self.executor, self.id = name, f"{name}-{self.id}"
+
+    def end(self, returncode: int | None, signal: int | None = None, rusage=None) -> None:
+        """The command has ended now, with this exit status (128+N and signal N when
+        signal N killed it; None when unknown) and resource usage (os.wait4's)."""
+        self.ended = time.time()
+        self.returncode, self.signal = returncode, signal
+        self.status = status_of(returncode, signal)
+        if rusage is not None:
+            self.max_rss = rusage.ru_maxrss * 1024  # Linux reports KiB
+            self.cpu_user = round(rusage.ru_utime, 6)
+            self.cpu_system = round(rusage.ru_stime, 6)
 
     @property
     def uuid(self) -> str:
@@ -101,7 +168,7 @@ class Task(Record):
                 record[stream] = raw.decode("utf-8", errors="replace")
         return record
 
-    def _require_queue(self) -> Queue:
+    def _require_queue(self) -> TaskSource:
         if self.queue is None:
             raise RuntimeError("this task is not attached to a Queue")
         return self.queue

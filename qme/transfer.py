@@ -18,7 +18,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from qme import __version__
+from qme.version import __version__
 from qme.errors import NoSuchTask, QmeError
 from qme.store.base import Store, TaskQuery
 from qme.task import STREAMS, Task

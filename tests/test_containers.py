@@ -128,7 +128,7 @@ def test_apptainer_command_lines():
     ],
 )
 def test_container_commands_find_their_executor(qme_home, command, executor):
-    assert executors.for_command(command, Settings.load(qme_home)).name == executor
+    assert executors.Registry(Settings.load(qme_home)).for_command(command).name == executor
 
 
 def test_engine_times():

@@ -27,9 +27,9 @@ TUTORIAL = ROOT / "docs" / "executors.md"
 
 
 def test_commands_choose_their_executor(qme_home):
-    settings = Settings.load(qme_home)
+    registry = executors.Registry(Settings.load(qme_home))
     chosen = {
-        command: executors.for_command(command, settings).name
+        command: registry.for_command(command).name
         for command in [
             "sbatch job.sh",
             "/usr/bin/sbatch --wrap true",
@@ -52,13 +52,14 @@ def test_commands_choose_their_executor(qme_home):
 
 
 def test_builtins_declare_what_their_classes_say(qme_home):
+    registry = executors.Registry(Settings.load(qme_home))
     for name, entry in executors.BUILTIN.items():
-        cls = executors.executor_class(name)
+        cls = registry.executor_class(name)
         assert (cls.name, cls.match) == (name, entry.match)
-    assert executors.names()[:2] == ["shell", "slurm"]
+    assert registry.names()[:2] == ["shell", "slurm"]
     known = "apptainer, docker, podman, shell, slurm"
     with pytest.raises(QmeError, match=rf"unknown executor 'nosuch' \(known: {known}\)"):
-        executors.executor_class("nosuch")
+        registry.executor_class("nosuch")
 
 
 def test_builtins_are_registered_as_entry_points_too():

@@ -350,3 +350,32 @@ def test_dashboard_page_and_actions(queue, tmp_path):
     assert code == 200 and json.loads(body)["result"] == "from the dashboard\n"
     code, body = call("POST", f"/api/tasks/{task.id}/actions/status")
     assert code == 200 and json.loads(body)["result"]["status"] == "complete"
+
+
+def test_sbatch_typed_in_a_session_is_a_slurm_task(queue, qme_home, tmp_path):
+    """`qme on` picks the executor by the same rules as `qme run`: a job submitted
+    at the prompt is a Slurm task, with its job id, its status and its actions."""
+    from test_shells import World
+
+    world = World(tmp_path, qme_home)
+    world.env["PATH"] += f":{os.path.dirname(shutil.which('sbatch'))}"
+    (world.home / "job.sh").write_text("#!/bin/bash\necho from the job\n")
+    sh = world.session("bash")
+    try:
+        sh.session_id()
+        sh.run("sbatch job.sh", "Submitted batch job")
+        sh.run("echo plain", "plain")
+        assert sh.exit() == 0
+    finally:
+        sh.close()
+    submitted, plain, _ = world.tasks()
+    assert (submitted.command, submitted.executor, plain.executor) == (
+        "sbatch job.sh",
+        "slurm",
+        "shell",
+    )
+    jobid = submitted.data["jobid"]
+    assert submitted.output == f"Submitted batch job {jobid}\r\n".encode()
+    done = wait(queue, submitted.id, "complete")
+    assert done.run_action("output") == "from the job\n"
+    assert done.run_action("status")["jobid"] == jobid

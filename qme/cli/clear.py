@@ -47,7 +47,6 @@ def describe(tasks: list[Task]) -> str:
 
 
 def run(args) -> int:
-    from qme import executors
     from qme.cli import make_queue
     from qme.cli.picker import interactive
 
@@ -68,7 +67,7 @@ def run(args) -> int:
         what, targets = describe([task]), [task.id]
     elif args.target is None:
         what, targets = "every task", [None]
-    elif args.target in executors.names():
+    elif args.target in queue.executor_names():
         what, targets = f"every {args.target} task", [args.target]
     else:
         task = queue.get(queue.resolve(args.target), streams=False)

@@ -34,101 +34,40 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme import console
-    from qme.config import GENERAL_SECTION, OPTIONS, Settings
-    from qme.store.servers import password, redact
+    from qme.cli import make_queue
 
-    settings = Settings.load(args.config_dir)
-    changes = []
+    queue = make_queue(args)
+    changes = []  # (key, value, executor)
     if args.set_database:
-        changes.append((GENERAL_SECTION, "database", args.set_database))
+        changes.append(("database", args.set_database, None))
     if args.set:
         if len(args.set) not in (2, 3):
             raise ConfigError("--set takes KEY VALUE or EXECUTOR KEY VALUE")
-        changes.append(_target(args.set[:-1], settings) + (args.set[-1],))
+        changes.append((args.set[-2], args.set[-1], args.set[0] if len(args.set) == 3 else None))
     if args.unset:
         if len(args.unset) not in (1, 2):
             raise ConfigError("--unset takes KEY or EXECUTOR KEY")
-        changes.append(_target(args.unset, settings) + (None,))
-    for section, key, value in changes:
-        _check(section, key, value, settings)
-        settings.save(section, key, value)
-        if value is not None and password(value):
-            console.warn(
-                f"{settings.config_file} now holds a password (readable by you only); "
-                "QME_DATABASE_STRING keeps it out of files"
-            )
-        shown = f"{key} = {redact(value)}" if value is not None else f"{key} removed"
-        where = "" if section == GENERAL_SECTION else f" [{section}]"
-        print(f"Saved{where} {shown} in {settings.config_file}")
+        changes.append((args.unset[-1], None, args.unset[0] if len(args.unset) == 2 else None))
+    for key, value, executor in changes:
+        shown = queue.set_setting(key, value, executor)
+        where = f" [executor.{executor}]" if executor else ""
+        done = f"Saved{where} {key} = {shown}" if value is not None else f"Removed{where} {key}"
+        print(f"{done} in {queue.settings.config_file}")
     if changes:
         return 0
-    return _show(settings, OPTIONS, args.json)
+    return _show(queue.configuration(), args.json)
 
 
-def _target(words: list[str], settings) -> tuple[str, str]:
-    from qme import executors
-    from qme.config import EXECUTOR_SECTION_PREFIX, GENERAL_SECTION, OPTIONS
-
-    if len(words) == 1:
-        if words[0] not in OPTIONS:
-            known = ", ".join(OPTIONS)
-            raise ConfigError(f"unknown setting '{words[0]}' (settings: {known})")
-        return GENERAL_SECTION, words[0]
-    executor, key = words
-    cls = executors.executor_class(executor)
-    if key not in cls.settings:
-        known = ", ".join(cls.settings) or "none"
-        raise ConfigError(f"executor {executor} has no setting '{key}' (its settings: {known})")
-    return EXECUTOR_SECTION_PREFIX + executor, key
-
-
-def _check(section: str, key: str, value: str | None, settings) -> None:
-    """Refuse values that would break later commands."""
-    from qme.config import GENERAL_SECTION, Settings, parse_size
-    from qme.store import describe
-    from qme.store.servers import is_server
-
-    if value is None or section != GENERAL_SECTION:
-        return
-    if key == "database" and is_server(value) and "://" not in value:
-        return  # the rest of its URL may come from QME_DATABASE_STRING later
-    if key == "database":
-        describe(Settings(home=settings.home, overrides={"database": value}))
-    elif key == "max_output":
-        parse_size(value)
-    elif key == "busy_timeout":
-        _ = Settings(home=settings.home, overrides={"busy_timeout": value}).busy_timeout
-    elif key == "log_level":
-        _ = Settings(home=settings.home, overrides={"log_level": value}).log_level  # validates
-
-
-def _show(settings, options, as_json: bool) -> int:
+def _show(configuration: dict, as_json: bool) -> int:
     from qme.cli.render import print_json, table
-    from qme.store import describe
-    from qme.store.servers import redact
 
-    rows = [
-        [key, redact(value), source] for key in options for value, source in [settings.lookup(key)]
-    ]
-    kind, path = describe(settings)
-    executor_rows = [
-        [f"{name}.{key}", value, f"config file ({settings.config_file})"]
-        for name, items in settings.executor_sections().items()
-        for key, value in items.items()
-    ]
     if as_json:
-        print_json(
-            {
-                "home": str(settings.home),
-                "config_file": str(settings.config_file),
-                "store": {"kind": kind, "path": str(path)},
-                "settings": {r[0]: {"value": r[1], "source": r[2]} for r in rows + executor_rows},
-            }
-        )
+        print_json(configuration)
         return 0
-    print(f"home:   {settings.home}")
-    print(f"store:  {kind} at {path}")
+    store = configuration["store"]
+    print(f"home:   {configuration['home']}")
+    print(f"store:  {store['kind']} at {store['path']}")
     print()
-    table(["SETTING", "VALUE", "FROM"], rows + executor_rows)
+    rows = [[key, s["value"], s["source"]] for key, s in configuration["settings"].items()]
+    table(["SETTING", "VALUE", "FROM"], rows)
     return 0

@@ -44,16 +44,15 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme import executors
     from qme.cli import make_queue
     from qme.cli.render import print_json
 
     positional = [w for w in args.words if not _is_option(w)]
     options = dict(w.split("=", 1) for w in args.words if _is_option(w))
     queue = make_queue(args)
-    known = executors.names(queue.settings.home)
+    known = queue.executor_names()
     if len(positional) == 1 and not options and positional[0] in known:
-        return _list_actions(positional[0], queue.settings.home, args.json)
+        return _list_actions(queue, positional[0], args.json)
     from qme.cli.picker import interactive
 
     if len(positional) not in (1, 2) and (positional or options or not interactive()):
@@ -66,10 +65,10 @@ def run(args) -> int:
         task = _task(queue, target[0] if target else None, known)
     else:  # nothing given, on a terminal: pick
         task, name = _pick(queue, known, queue.get(streams=False) if args.last else None)
-    executor = executors.executor_class(task.executor, queue.settings.home)
-    found = executor.actions.get(name)
+    actions = queue.actions(task.executor)
+    found = actions.get(name)
     if found is None:
-        raise _no_such_action(task, name, executor, known, queue.settings.home)
+        raise _no_such_action(queue, task, name, actions, known)
     if found.streams and not args.json:
         options["write"] = _write
     result = queue.run_action(task, name, **options)
@@ -97,18 +96,16 @@ def _task(queue, target: str | None, known: list[str]):
 def _pick(queue, known: list[str], task=None):
     """(task, action name) chosen in pickers: a task among the recent ones whose
     executor has actions (unless given), then one of its executor's actions."""
-    from qme import executors
     from qme.cli.picker import RECENT, pick_one, task_titles
 
-    home = queue.settings.home
     if task is None:
-        with_actions = [n for n in known if executors.executor_class(n, home).actions]
+        with_actions = [n for n in known if queue.actions(n)]
         recent = [t for n in with_actions for t in queue.list(n, limit=RECENT)]
         recent.sort(key=lambda t: t.started, reverse=True)
         if not recent:
             raise QmeError("no task has actions yet (shell tasks have none)")
         task = pick_one(list(zip(task_titles(recent[:RECENT]), recent)), "Which task?")
-    actions = executors.executor_class(task.executor, home).actions
+    actions = queue.actions(task.executor)
     if not actions:
         raise QmeError(f"task {task.short_id} is a {task.executor} task, which has no actions")
     width = max(map(len, actions))
@@ -116,15 +113,9 @@ def _pick(queue, known: list[str], task=None):
     return task, pick_one(choices, f"Which action on {task.short_id} ({task.command})?")
 
 
-def _no_such_action(task, name: str, executor, known: list[str], home: str) -> QmeError:
-    from qme import executors
-
-    offered = ", ".join(sorted(executor.actions)) or "none"
-    others = [
-        other
-        for other in known
-        if other != task.executor and name in executors.executor_class(other, home).actions
-    ]
+def _no_such_action(queue, task, name: str, actions: dict, known: list[str]) -> QmeError:
+    offered = ", ".join(sorted(actions)) or "none"
+    others = [other for other in known if other != task.executor and name in queue.actions(other)]
     hint = f"; for the last {others[0]} task: qme exec {others[0]} {name}" if others else ""
     return QmeError(
         f"task {task.short_id} is a {task.executor} task, whose executor has no action "
@@ -132,11 +123,10 @@ def _no_such_action(task, name: str, executor, known: list[str], home: str) -> Q
     )
 
 
-def _list_actions(name: str, home: str, as_json: bool) -> int:
-    from qme import executors
+def _list_actions(queue, name: str, as_json: bool) -> int:
     from qme.cli.render import print_json, table
 
-    actions = executors.executor_class(name, home).actions
+    actions = queue.actions(name)
     if as_json:
         print_json({"executor": name, "actions": {k: v.description for k, v in actions.items()}})
     elif actions:

@@ -18,6 +18,7 @@ COMMANDS = {
         "ls",
         "search",
         "rerun",
+        "cancel",
         "clear",
         "config",
         "generate_key",

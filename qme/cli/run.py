@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 HELP = """\
 Run COMMAND as if typed, recording its output, exit status and metadata.
@@ -122,62 +121,22 @@ class _Args:
 
 def run(args) -> int:
     """Everything about the record (the executor, the store, indexing) is left to
-    a writer child (qme/recorder/handoff.py): this process only runs the command.
-    It starts the command first: the rest of its start-up overlaps the command's."""
+    a writer process (qme/recorder/handoff.py): this one only runs the command."""
+    from qme.api import Queue
     from qme.errors import QmeError
-    from qme.origin import command_line
-    from qme.recorder.spawn import spawn
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise QmeError("no command given (usage: qme run COMMAND [ARGS…])")
-    argv, text = command_line(cmd)
-    executor = _executor(args, text)
-    started = time.time()
-    child = spawn(argv)
+    queue = Queue(args.config_dir, database=args.database, log_level=args.log_level)
+    executor = args.executor
+    if args.verbose and not executor:  # its id is printed: name it here
+        from qme.origin import command_line
 
-    from qme import console, liveness
-    from qme.config import OPTIONS, Settings, parse_size
-    from qme.errors import ConfigError
-    from qme.origin import current_directory, current_user, hostname
-    from qme.recorder.handoff import ChildWriter
-    from qme.recorder.recording import record
-    from qme.task import Task, new_uuid4
-
-    task = Task(
-        id=f"{executor}-{new_uuid4()}" if executor else new_uuid4(),
-        executor=executor,
-        command=text,
-        argv=argv,
-        cwd=current_directory(),
-        user=current_user(),
-        host=hostname(),
-        started=started,
-        message=args.run_message or args.message,
-        recorder=liveness.token(),
+        executor = queue.executor_for(command_line(cmd)[1])
+    task = queue.run(
+        cmd, message=args.run_message or args.message, executor=executor, writer_process=True
     )
-    settings = Settings.load(args.config_dir, database=args.database, log_level=args.log_level)
-    try:
-        limit = settings.max_output
-    except ConfigError:  # the writer child reports it: it reads the same file
-        limit = parse_size(OPTIONS["max_output"].default)
-    error = record(task, child, ChildWriter(settings, lock_name=task.recorder), limit)
-    if error:
-        console.warn(error)
     if args.verbose:
         print(f"[{task.id}][returncode: {task.returncode}]", file=sys.stderr)
     return task.returncode
-
-
-def _executor(args, text: str) -> str:
-    """The executor's name, found here only when it is named or its id is printed:
-    otherwise the writer child finds it (the registry costs start-up time)."""
-    if not (args.executor or args.verbose):
-        return ""
-    from qme import executors
-    from qme.config import Settings
-
-    settings = Settings.load(args.config_dir, database=args.database)
-    if args.executor:
-        return executors.get(args.executor, settings).name
-    return executors.for_command(text, settings).name

@@ -25,32 +25,15 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme import pending
-    from qme.config import Settings
-    from qme.errors import QmeError
-    from qme.store import open_store, spool
+    from qme.cli import make_queue
 
-    settings = Settings.load(args.config_dir, database=args.database)
-    pending.wait(settings.home)  # records `qme run` is still writing (or spooling)
+    queue = make_queue(args)
     if args.list:
-        for path in spool.pending(settings.home):
-            task = spool.spooled_task(path)
+        for path, task in queue.spooled():
             print(f"{task.id if task else '?'}\t{task.command if task else path}")
         return 0
-    waiting = len(spool.pending(settings.home))
-    try:
-        with open_store(settings) as store:
-            delivered = spool.deliver(settings.home, store)
-    except Exception as exc:  # noqa: BLE001 - the store's own errors, whatever the backend
-        left = len(spool.pending(settings.home))
-        raise QmeError(
-            f"the store refused the spooled records ({exc}); "
-            f"{left} wait in {spool.folder(settings.home)}"
-        ) from None
-    left = len(spool.pending(settings.home))
-    print(f"delivered {delivered} of {waiting} spooled record(s)", file=sys.stderr)
-    if left:
-        print(
-            f"{left} still wait in {spool.folder(settings.home)} (being written?)", file=sys.stderr
-        )
+    synced = queue.sync()
+    print(f"delivered {synced.delivered} of {synced.waiting} spooled record(s)", file=sys.stderr)
+    if synced.left:
+        print(f"{synced.left} still wait in {synced.folder} (being written?)", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ import sys
 from collections import namedtuple
 
 from qme import console
-from qme.config import Settings, default_home
+from qme.config import Settings
 from qme.errors import QmeError, UnknownExecutor
 from qme.executors.base import Executor
 from qme.task import Task
@@ -49,54 +49,65 @@ CACHE_VERSION = 1
 _plugins: dict[str, dict[str, Entry]] = {}  # home -> name -> entry, for this process
 
 
-def names(home: str | None = None) -> list[str]:
-    return [*BUILTIN, *sorted(plugins(home))]
+class Registry:
+    """The executors a home knows: built-ins and the plugins cached in that home.
+
+    Owned by a Queue (or a writer child) for its own home, so that no lookup ever
+    reads or writes another home's plugin cache."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def names(self) -> list[str]:
+        return [*BUILTIN, *sorted(self._plugins())]
+
+    def executor_class(self, name: str) -> type[Executor]:
+        entry = BUILTIN.get(name) or self._plugins().get(name)
+        if entry is None:
+            raise UnknownExecutor(name, self.names())
+        return _load(entry.target)
+
+    def get(self, name: str) -> Executor:
+        return self.executor_class(name)(self.settings)
+
+    def for_command(self, command: str) -> Executor:
+        """The first executor whose match rule fits the start of the command:
+        built-ins first, then plugins by name; else the default."""
+        for entries in (BUILTIN, self._plugins()):
+            for name, entry in entries.items():
+                if entry.match and re.match(entry.match, command):
+                    return self.get(name)
+        return self.get(DEFAULT)
+
+    def for_task(self, task: Task) -> Executor:
+        """The task's executor; chosen by its command when it has none yet."""
+        return self.get(task.executor) if task.executor else self.for_command(task.command)
+
+    def refresh(self, tasks: list[Task]) -> list[Task]:
+        """Let each executor bring its own tasks up to date, in one batch per
+        executor; returns the tasks that changed. A task whose executor is not
+        installed here only gets the default check (a dead recorder makes it lost)."""
+        groups: dict[str, list[Task]] = {}
+        for task in tasks:
+            groups.setdefault(task.executor, []).append(task)
+        changed: list[Task] = []
+        for name, group in groups.items():
+            try:
+                executor = self.get(name)
+            except UnknownExecutor:
+                executor = Executor(self.settings)
+            try:
+                changed += executor.refresh(group)
+            except (QmeError, OSError) as exc:
+                console.debug(f"could not refresh {name} tasks: {exc}")
+        return changed
+
+    def _plugins(self) -> dict[str, Entry]:
+        return plugins(self.settings.home)
 
 
-def executor_class(name: str, home: str | None = None) -> type[Executor]:
-    entry = BUILTIN.get(name) or plugins(home).get(name)
-    if entry is None:
-        raise UnknownExecutor(name, names(home))
-    return _load(entry.target)
-
-
-def get(name: str, config: Settings) -> Executor:
-    return executor_class(name, config.home)(config)
-
-
-def for_command(command: str, config: Settings) -> Executor:
-    """The first executor whose match rule fits the start of the command: built-ins
-    first, then plugins by name; else the default."""
-    for entries in (BUILTIN, plugins(config.home)):
-        for name, entry in entries.items():
-            if entry.match and re.match(entry.match, command):
-                return get(name, config)
-    return get(DEFAULT, config)
-
-
-def refresh(tasks: list[Task], config: Settings) -> list[Task]:
-    """Let each executor bring its own tasks up to date, in one batch per executor;
-    returns the tasks that changed. A task whose executor is not installed here
-    only gets the default check (a dead recorder makes it lost)."""
-    groups: dict[str, list[Task]] = {}
-    for task in tasks:
-        groups.setdefault(task.executor, []).append(task)
-    changed: list[Task] = []
-    for name, group in groups.items():
-        try:
-            executor = get(name, config)
-        except UnknownExecutor:
-            executor = Executor(config)
-        try:
-            changed += executor.refresh(group)
-        except (QmeError, OSError) as exc:
-            console.debug(f"could not refresh {name} tasks: {exc}")
-    return changed
-
-
-def plugins(home: str | None = None) -> dict[str, Entry]:
+def plugins(home: str) -> dict[str, Entry]:
     """Executors from other distributions: name -> Entry (cached; see above)."""
-    home = home or default_home()
     if home not in _plugins:
         path = os.path.join(home, CACHE_FILE)
         found = _read_cache(path, _sys_path_stamp())

@@ -8,7 +8,7 @@ from collections import namedtuple
 
 from qme import liveness, pending
 from qme.config import Settings
-from qme.errors import QmeError
+from qme.errors import NoSuchAction, QmeError
 from qme.task import LOST, RUNNING, Task
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -32,12 +32,6 @@ def action(description: str, *, name: str | None = None, streams: bool = False):
         return method
 
     return mark
-
-
-class NoSuchAction(QmeError):
-    def __init__(self, executor: str, name: str, offered: list[str]):
-        its = ", ".join(offered) if offered else "it has none"
-        super().__init__(f"the {executor} executor has no action '{name}' ({its})")
 
 
 class Executor:

@@ -19,13 +19,12 @@ import sys
 import termios
 
 from qme import console, executors, pending
-from qme.recorder.handoff import SPOOLING, SYNCED, TOOK_FIRST
 from qme.recorder.hooks import ExecutorHooks
+from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, frames
 from qme.store import open_store, spool
 from qme.store.writer import StoreWriter
 from qme.task import Task
 
-READ_SIZE = 1 << 20
 PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what it read
 
 
@@ -64,49 +63,27 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
             spool.deliver(settings.home, store)
 
 
-def frames(fd: int):
-    """(op, task id, payload) of each frame, until the parent closes the pipe."""
-    buffer = bytearray()
-    while True:
-        newline = buffer.find(b"\n")
-        if newline >= 0:
-            op, task_id, size = bytes(buffer[:newline]).split(b" ")
-            end = newline + 1 + int(size)
-            if len(buffer) >= end:
-                payload = bytes(buffer[newline + 1 : end])
-                del buffer[:end]
-                yield op.decode(), task_id.decode(), payload
-                continue
-        chunk = os.read(fd, READ_SIZE)
-        if not chunk:
-            return  # the parent is gone: a task it left running will be found lost
-        buffer += chunk
-
-
 class ChildTasks:
     """The parent's tasks as stored: the executor is chosen here when the parent
     left it open (its id is then the uuid alone), prepared, and finished."""
 
     def __init__(self, settings):
-        self.settings = settings
+        self.executors = executors.Registry(settings)
         self.known: dict[str, tuple[Task, ExecutorHooks | None]] = {}
 
     def add(self, parent_id: str, payload: bytes) -> Task:
         task = Task(**ast.literal_eval(payload.decode()))
         hooks = None
         try:
-            if task.executor:
-                executor = executors.get(task.executor, self.settings)
-            else:
-                executor = executors.for_command(task.command, self.settings)
+            executor = self.executors.for_task(task)
             hooks = ExecutorHooks(executor)
             if not task.executor:
-                task.executor, task.id = executor.name, f"{executor.name}-{task.id}"
+                task.assign_executor(executor.name)
             hooks.prepare(task)
         except Exception:  # noqa: BLE001 - a broken executor must not lose the record
             hooks = None
         if not task.executor:
-            task.executor, task.id = executors.DEFAULT, f"{executors.DEFAULT}-{task.id}"
+            task.assign_executor(executors.DEFAULT)
         self.known[parent_id] = (task, hooks)
         return task
 

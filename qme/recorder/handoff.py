@@ -6,13 +6,11 @@ Forked once the command has run START_DELAY seconds, or when it ends if sooner
 copy-on-write faults while they run; until then what it is to write waits in
 memory), it leaves the terminal's session (Ctrl-C and Ctrl-Z never reach it, so
 a stopped qme never holds a database lock), puts its stdio on /dev/null and
-takes operations over a pipe: frames of `OP TASK_ID LENGTH\\n` + LENGTH bytes,
-where OP is add or update (the repr() of the task's fields) or output or error
-(bytes to append), and close. The parent writes without blocking (what the pipe
-cannot take waits in memory, up to BACKLOG_LIMIT) and never imports sqlite3,
-threading or json. The child (qme/recorder/background.py) may finish the final
-update and the full-text indexing after the parent has exited; qme/pending.py
-makes readers wait for it. Its failures come back as lines on a second pipe,
+takes operations over a pipe (the frames of wire.py). The parent writes without
+blocking (what the pipe cannot take waits in memory, up to BACKLOG_LIMIT) and
+never imports sqlite3, threading or json. The child (qme/recorder/background.py)
+may finish the final update and the full-text indexing after the parent has
+exited; qme/pending.py makes readers wait for it. Its failures come back as lines on a second pipe,
 which the parent reads when it closes the child; for a failure after that, see
 background.py.
 """
@@ -26,20 +24,16 @@ import time
 
 from qme import pending
 from qme.recorder.spawn import big_pipe
+from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, fields, frame
 
 # The child works while the command runs: let the command have the CPU first.
 CHILD_NICENESS = 10
 START_DELAY = 0.05  # seconds; the pump calls `timer` then (see ChildWriter)
 BACKLOG_LIMIT = 4 << 20  # bytes waiting for the pipe; beyond this, writing blocks
-# Besides failures, the child tells the parent two things on the report pipe: that
-# the store took the first batch (TOOK_FIRST: the child then lets go of the user's
-# stderr), and that the output is all in the store (SYNCED). A parent that heard
-# TOOK_FIRST waits for SYNCED (or a failure) when the command ends, at most
-# VERDICT_SECONDS, so that a store lost mid-run is told by `qme run` itself; one that
-# did not (a quick command: `true`) exits at once, and the child, still holding
-# stderr, tells what goes wrong.
-TOOK_FIRST, SYNCED = b"\x05\n", b"\x06\n"
-SPOOLING = "\x0e"  # begins a failure after which the spool takes what the store would not
+# A parent that heard TOOK_FIRST (see wire.py) waits for SYNCED (or a failure) when
+# the command ends, at most VERDICT_SECONDS, so that a store lost mid-run is told by
+# `qme run` itself; one that did not (a quick command: `true`) exits at once, and
+# the child, still holding stderr, tells what goes wrong.
 VERDICT_SECONDS = 3.0
 # Signals that could reach the child between its fork and its setsid().
 _IGNORED_BY_CHILD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP)
@@ -48,13 +42,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from qme.config import Settings
     from qme.task import Task
-
-
-def fields(task: Task) -> bytes:
-    """The task's fields but its streams, as a Python literal: repr() is exact for
-    these types and costs no import (the child reads it with ast.literal_eval)."""
-    values = {n: getattr(task, n) for n in task.FIELDS if n not in ("output", "error", "queue")}
-    return repr(values).encode()
 
 
 class ChildWriter:
@@ -77,6 +64,7 @@ class ChildWriter:
         self.spooling = False  # after the last failure reported, the spool takes the rest
         self.store_took_first = self.synced = False
         self.timer = (time.monotonic() + START_DELAY, self.start)
+        self.busy = None  # the store is written in the child: never by this process
 
     def start(self) -> None:
         """Fork the child, unless it runs already, and hand it what waits."""
@@ -159,7 +147,7 @@ class ChildWriter:
     def _send(self, op: bytes, task_id: str, payload: bytes) -> None:
         if self.gone:
             return
-        self.backlog.append(b"%s %s %d\n" % (op, task_id.encode(), len(payload)) + payload)
+        self.backlog.append(frame(op, task_id, payload))
         self.backlog_size += len(self.backlog[-1])
         if self.data is not None:
             self._flush(block=self.backlog_size > BACKLOG_LIMIT)

@@ -26,7 +26,6 @@ QUIET_MS = 100  # once the command has exited, stop when its fds are idle this l
 POLL_MS_WITHOUT_SIGNALS = 50
 STOP_WAIT_SECONDS = 2  # how long Ctrl-Z waits for a store write to finish
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-CANCEL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
 
 class Exit:

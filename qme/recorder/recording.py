@@ -7,22 +7,41 @@ import time
 
 from qme import liveness
 from qme.recorder.capture import StreamCapture
-from qme.recorder.pump import CANCEL_SIGNALS, Exit, Pump
+from qme.recorder.pump import Pump
 from qme.recorder.spawn import is_tty
-from qme.task import CANCELLED, COMPLETE, FAILED, STREAMS, Task
+from qme.task import FAILED, STREAMS, Task
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from qme.recorder.handoff import ChildWriter
+    from typing import Protocol
+
     from qme.recorder.hooks import ExecutorHooks
     from qme.recorder.spawn import Child
-    from qme.store.writer import StoreWriter
+
+    class Writer(Protocol):
+        """Where a recording goes: qme.store.writer.StoreWriter (a thread in this
+        process) or qme.recorder.handoff.ChildWriter (a process of its own)."""
+
+        busy: object | None  # a lock held while the store is written, or None
+        timer: tuple[float, object] | None  # (when, call): call() then, once
+        spooling: bool  # after the last failure, the spool takes what the store won't
+
+        @property
+        def error(self) -> str | None: ...  # the latest failure, None if none
+
+        def add(self, task: Task) -> None: ...
+
+        def append(self, task_id: str, stream: str, data: bytes) -> None: ...
+
+        def update(self, task: Task) -> None: ...
+
+        def close(self) -> str | None: ...  # the failure as one line for the user
 
 
 def record(
     task: Task,
     child: Child,
-    writer: StoreWriter | ChildWriter,
+    writer: Writer,
     max_output: int,
     hooks: ExecutorHooks | None = None,
 ) -> str | None:
@@ -45,16 +64,11 @@ def record(
         writer.append(task.id, stream, captures[stream].feed(data))
 
     try:
-        pump = Pump(
-            child,
-            on_output,
-            store_busy=getattr(writer, "busy", None),
-            timer=getattr(writer, "timer", None),  # the writer child starts then
-        )
-        outcome = pump.run()
+        outcome = Pump(child, on_output, store_busy=writer.busy, timer=writer.timer).run()
         for stream, capture in captures.items():
             writer.append(task.id, stream, capture.finish())
-        _fill_outcome(task, outcome, captures)
+        task.end(outcome.returncode, outcome.signal, outcome.rusage)
+        task.output_size, task.error_size = (captures[s].total for s in STREAMS)
         if hooks:
             hooks.finish(task)
     finally:
@@ -74,17 +88,3 @@ def _terminal_size() -> tuple[int | None, int | None]:
             if size:
                 return size
     return None, None
-
-
-def _fill_outcome(task: Task, outcome: Exit, captures: dict[str, StreamCapture]) -> None:
-    task.ended = time.time()
-    task.returncode, task.signal = outcome.returncode, outcome.signal
-    if outcome.signal in CANCEL_SIGNALS or outcome.returncode == 130:
-        task.status = CANCELLED
-    else:
-        task.status = COMPLETE if outcome.returncode == 0 else FAILED
-    if outcome.rusage is not None:
-        task.max_rss = outcome.rusage.ru_maxrss * 1024  # Linux reports KiB
-        task.cpu_user = round(outcome.rusage.ru_utime, 6)
-        task.cpu_system = round(outcome.rusage.ru_stime, 6)
-    task.output_size, task.error_size = (captures[s].total for s in STREAMS)

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable
 
 from qme import liveness
-from qme.origin import current_user, hostname
 from qme.recorder.capture import StreamCapture
 from qme.session.filters import CommandFilter
 from qme.session.marks import MarkParser, Start
-from qme.task import CANCELLED, COMPLETE, FAILED, Task, new_uuid4
+from qme.task import Task, signal_in_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from qme.recorder.handoff import ChildWriter
-    from qme.store.writer import StoreWriter
+    from qme.recorder.recording import Writer
 
 # zsh's PROMPT_SP (a highlighted % or #, spaces to the edge, "\r \r") is printed
 # after a command's output but before its precmd hooks: it is not output. It may
@@ -42,15 +39,11 @@ _FISH_PREAMBLE = re.compile(
 _PARTIAL_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;?]*|\][^\x07\x1b]*\x1b?|\()?")
 _PREAMBLE_MAX = 4096
 
-# Exit statuses a shell reports for a command killed by SIGHUP, SIGINT, SIGKILL
-# or SIGTERM: the user (or the system) interrupted it.
-CANCELLED_STATUSES = {129, 130, 137, 143}
-
 
 class CommandCutter:
     def __init__(
         self,
-        writer: StoreWriter | ChildWriter,
+        writer: Writer,
         *,
         shell: str,
         shell_pid: int,
@@ -68,7 +61,7 @@ class CommandCutter:
         self.check_store = check_store
         self.fish = os.path.basename(shell).lstrip("-") == "fish"
         self.parser = MarkParser()
-        self.user, self.host, self.recorder = current_user(), hostname(), liveness.token()
+        self.recorder = liveness.token()
         self.task: Task | None = None
         self.history_number: int | None = None
         self.capture: StreamCapture | None = None
@@ -138,15 +131,12 @@ class CommandCutter:
             return
         if self.check_store is not None:
             self.check_store()
-        self.task = Task(
-            id=f"shell-{new_uuid4()}",
-            executor="shell",
-            command=mark.command,
-            argv=[self.shell, "-c", mark.command],
+        # No executor: the writer child picks it by the same rules as for `qme run`
+        # (`sbatch job.sh` typed here is a Slurm task).
+        self.task = Task.begin(
+            mark.command,
+            [self.shell, "-c", mark.command],
             cwd=mark.cwd,
-            user=self.user,
-            host=self.host,
-            started=time.time(),
             session=self.session,
             recorder=self.recorder,
         )
@@ -177,13 +167,8 @@ class CommandCutter:
         if task is None:
             return
         self.writer.append(task.id, "output", self.capture.finish())
-        task.ended = time.time()
+        task.end(status, signal_in_status(status))
         task.output_size = self.capture.total
-        task.returncode = status
-        if status is None or status in CANCELLED_STATUSES:
-            task.status = CANCELLED
-        else:
-            task.status = COMPLETE if status == 0 else FAILED
         self.writer.update(task)
         self.recorded += 1
 

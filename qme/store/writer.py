@@ -63,6 +63,7 @@ class StoreWriter:
         # Held while the store is written: whoever suspends this process (Ctrl-Z)
         # takes it first, so that no database lock is held by a stopped process.
         self.busy = threading.Lock()
+        self.timer = None  # nothing to start later (see qme.recorder.recording.Writer)
         self.ops: queue.SimpleQueue = queue.SimpleQueue()
         self.queued = 0  # bytes of output in self.ops
         self.room = threading.Condition()  # notified as queued output is written
@@ -94,10 +95,11 @@ class StoreWriter:
             pass
 
     def close(self) -> str | None:
-        """Write everything queued, stop, and return the store's error, if any."""
+        """Write everything queued, stop, and return the failure, if any, as one line
+        for the user (message())."""
         self.ops.put(_CLOSE)
         self.thread.join()
-        return self.error
+        return self.message()
 
     @property
     def spooling(self) -> bool:

@@ -1,4 +1,6 @@
-"""What the dashboard does to a task: delete, cancel, rerun, and the executor's own actions.
+"""What the dashboard does to a task beyond the Queue API: delete (only a finished
+task), rerun (in a process of its own), and its executor's actions as the page
+shows them.
 
 Plain functions over the Queue API (no web framework here); they raise QmeError
 subclasses that the routes turn into JSON errors.
@@ -7,22 +9,16 @@ subclasses that the routes turn into JSON errors.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 
-from qme import executors, liveness
-from qme.api import Queue, hostname
-from qme.errors import QmeError, UnknownExecutor
-from qme.task import RUNNING, Task
+from qme.api import Queue
+from qme.errors import Refused
+from qme.task import Task
 
 RERUN_WAIT_SECONDS = 3.0  # how long a rerun request waits to name the new task
-
-
-class Refused(QmeError):
-    """The action does not apply to the task as it is now (HTTP 409)."""
 
 
 def delete(queue: Queue, task: Task) -> str:
@@ -30,38 +26,6 @@ def delete(queue: Queue, task: Task) -> str:
         raise Refused(f"task {task.short_id} is still {task.status}: cancel it first")
     queue.clear(task.id)
     return f"deleted task {task.short_id}"
-
-
-def cancel(queue: Queue, task: Task) -> tuple[str, object]:
-    """(what was done, the executor's answer). An executor with its own `cancel`
-    action (Slurm: scancel) does it; otherwise SIGTERM to the task's command: its
-    process group when it leads one (it ran on a pty), else the process itself,
-    only on this machine and while its recorder lives (so that the pid cannot
-    have been reused by another process)."""
-    if "cancel" in executor_actions(queue, task) and not task.finished:
-        return f"cancelled task {task.short_id}", queue.run_action(task, "cancel")
-    if task.status != RUNNING:
-        raise Refused(f"task {task.short_id} is not running (it is {task.status})")
-    here = hostname()
-    if task.host != here:
-        raise Refused(
-            f"task {task.short_id} runs on {task.host}, and this dashboard on {here}: "
-            f"cancel it on {task.host} (kill {task.pid})"
-        )
-    if not task.pid or not liveness.is_alive(task.recorder):
-        raise Refused(f"task {task.short_id} has no live process to cancel")
-    try:
-        if os.getpgid(task.pid) == task.pid:
-            os.killpg(task.pid, signal.SIGTERM)
-            target = "process group"
-        else:
-            os.kill(task.pid, signal.SIGTERM)
-            target = "process"
-    except ProcessLookupError:
-        raise Refused(f"task {task.short_id} has just ended") from None
-    except PermissionError:
-        raise Refused(f"not allowed to signal process {task.pid} of task {task.short_id}") from None
-    return f"sent SIGTERM to task {task.short_id} ({target} {task.pid})", None
 
 
 def rerun(queue: Queue, task: Task, wait: float = RERUN_WAIT_SECONDS) -> Task | None:
@@ -99,8 +63,4 @@ def rerun(queue: Queue, task: Task, wait: float = RERUN_WAIT_SECONDS) -> Task | 
 
 def executor_actions(queue: Queue, task: Task) -> dict[str, str]:
     """The actions the task's executor offers: name -> what it does."""
-    try:
-        cls = executors.executor_class(task.executor, queue.settings.home)
-    except UnknownExecutor:
-        return {}
-    return {name: found.description for name, found in sorted(cls.actions.items())}
+    return {name: found.description for name, found in sorted(queue.task_actions(task).items())}

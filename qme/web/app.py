@@ -18,10 +18,16 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request, response, static_file
 
 from qme.api import Queue
-from qme.errors import AmbiguousTask, NoSuchTask, QmeError, StoreError, UnknownExecutor
-from qme.executors.base import NoSuchAction
+from qme.errors import (
+    AmbiguousTask,
+    NoSuchAction,
+    NoSuchTask,
+    QmeError,
+    Refused,
+    StoreError,
+    UnknownExecutor,
+)
 from qme.web import auth, pages, rest
-from qme.web.actions import Refused
 from qme.web.hub import Hub
 from qme.web.live import serve_socket
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import bottle
 from bottle import redirect, request
 
-from qme import __version__, executors
+from qme import __version__
 from qme.api import Queue
 from qme.task import STATUSES
 from qme.web import actions
@@ -49,7 +49,7 @@ def install(app, queue: Queue) -> None:
             page=page,
             page_json=json.dumps(page),
             links=page_links("/", page),
-            executors=executors.names(queue.settings.home),
+            executors=queue.executor_names(),
             statuses=STATUSES,
         )
 

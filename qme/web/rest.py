@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from bottle import HTTPResponse, request
 
-from qme import executors
 from qme.api import Queue
 from qme.errors import QmeError, UnknownExecutor
 from qme.task import STATUSES
@@ -50,7 +49,7 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
     executor = executor or params.get("executor") or None
     status = params.get("status") or None
     text = (params.get("q") or "").strip()
-    known = executors.names(queue.settings.home)
+    known = queue.executor_names()
     if executor is not None and executor not in known:
         raise UnknownExecutor(executor, known)
     if status is not None and status not in STATUSES:
@@ -153,7 +152,7 @@ def install(app, queue: Queue, hub: Hub) -> None:
     @app.post("/api/tasks/<task_id>/cancel")
     def cancel(task_id):
         task = queue.get(task_id, streams=False)
-        message, result = actions.cancel(queue, task)
+        message, result = queue.cancel(task)
         return json_response({"message": message, "id": task.id, "result": result}, 202)
 
     @app.post("/api/tasks/<task_id>/actions/<name>")

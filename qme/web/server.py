@@ -17,7 +17,6 @@ import time
 
 from qme.api import Queue
 from qme.errors import QmeError
-from qme.store import describe
 
 log = logging.getLogger("qme.web")
 TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+")
@@ -128,7 +127,7 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop)
     bound = server.server_port
-    kind, where = describe(queue.settings)
+    kind, where = queue.store_location()
     log.info("dashboard for %s store %s on %s:%s", kind, where, host, bound)
     announce(
         f"qme dashboard: {kind} store {where}"
