@@ -53,10 +53,10 @@ def test_get_last_by_prefix_and_streams(qme, three):
     assert qme("get", three[1], "--error").stdout == b"oops\n"
 
 
-def test_get_errors(qme, three):
+def test_get_errors(qme, three, tmp_path):
     assert "no task matches 'ffffffff'" in one_error_line(qme("get", "ffffffff"))
     assert "matches several tasks" in one_error_line(qme("get", "shell"))
-    assert "no tasks yet" in one_error_line(qme("--config_dir", "/tmp/qme-empty-dir", "get"))
+    assert "no tasks yet" in one_error_line(qme("--config_dir", str(tmp_path / "empty"), "get"))
 
 
 def test_ls_table_and_filters(qme, three, tmp_path):

@@ -5,6 +5,8 @@ SQLite file in tmp_path, and the store watch (proxy.py). No shell, no pty."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -537,10 +539,28 @@ def watched(tmp_path):
 
 
 def test_watch_accepts_the_store_it_first_saw(watched):
+    """Writes into the store the watch first saw pass, however many (the file
+    grows, its header changes); a copy of that store put in its place does not."""
     home, store, watch = watched
-    store.add(_task(2))
+    first = os.stat(home / "qme.db")
+    header = (home / "qme.db").read_bytes()[:100]
+    for number in range(2, 5):
+        store.add(_task(number))
+        watch()
+    checkpoint = sqlite3.connect(home / "qme.db")
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint.close()
     watch()
     watch()
+    now = os.stat(home / "qme.db")
+    assert (now.st_dev, now.st_ino) == (first.st_dev, first.st_ino)
+    assert (home / "qme.db").read_bytes()[:100] != header  # the file did change
+    assert store.count(TaskQuery()) == 4
+    # What it accepts is that very file, not any SQLite database at that path.
+    shutil.copyfile(home / "qme.db", home / "copy.db")
+    os.replace(home / "copy.db", home / "qme.db")
+    with pytest.raises(StoreError, match="was replaced"):
+        watch()
 
 
 def test_watch_notices_a_replaced_file(watched):
@@ -572,9 +592,31 @@ def test_watch_notices_a_deleted_home(watched, tmp_path):
 
 
 def test_watch_waits_for_the_store_to_be_created(tmp_path):
-    watch = StoreWatch(Settings.load(tmp_path / "later"))
-    watch()  # nothing there yet: not an error
-    watch.close()
+    """No store yet (nor its folder) is not an error; the store created later is
+    the one watched from then on."""
+    home = tmp_path / "later"
+    watch = StoreWatch(Settings.load(home))
+    store = None
+    try:
+        watch()
+        home.mkdir()
+        watch()  # the folder, still no store
+        store = SqliteStore(home / "qme.db")
+        store.add(_task(1))
+        watch()
+        store.add(_task(2))
+        watch()
+        (home / "new").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+        os.replace(home / "new", home / "qme.db")
+        with pytest.raises(StoreError, match="was replaced"):
+            watch()
+        os.unlink(home / "qme.db")
+        with pytest.raises(StoreError, match="was deleted"):
+            watch()
+    finally:
+        watch.close()
+        if store is not None:
+            store.close()
 
 
 def test_watch_keeps_the_writers_locks(watched):
