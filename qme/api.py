@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 TASK_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
+def shell_hooks(kind: str) -> str:
+    """The shell integration script for bash, zsh or fish (what `qme init` prints)."""
+    from qme.session.proxy import hook_path
+
+    with open(hook_path(kind), encoding="utf-8") as handle:
+        return handle.read()
+
+
 class Synced:
     """What `Queue.sync()` did: records delivered, waiting before, left, and where."""
 
@@ -111,9 +119,11 @@ class Queue:
         """The actions an executor offers: name -> Action (description, streams)."""
         return dict(self.executors.executor_class(executor).actions)
 
-    def executor_for(self, command: str) -> str:
-        """The name of the executor that takes this command line."""
-        return self.executors.for_command(command).name
+    def executor_for(self, command: str | Sequence[str]) -> str:
+        """The name of the executor that takes this command (as run() takes it)."""
+        from qme.origin import command_line
+
+        return self.executors.for_command(command_line(command)[1]).name
 
     # -- running ------------------------------------------------------------------------
 
@@ -203,6 +213,14 @@ class Queue:
             return self.settings.max_output
         except ConfigError:  # reported by the store's writer, which reads the same file
             return parse_size(OPTIONS["max_output"].default)
+
+    def record_session(self, shell: str | None = None) -> int:
+        """Run an interactive shell (bash, zsh or fish; default $SHELL) on this
+        terminal, each command typed in it recorded as a task of one session, until
+        it exits (what `qme on` starts). Returns the exit status for qme."""
+        from qme.session.proxy import run_session
+
+        return run_session(self.settings, shell)
 
     def cancel(self, task: Task | str | None) -> tuple[str, Any]:
         """Cancel a task (a task, an id or prefix, or None for the last one): its

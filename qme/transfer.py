@@ -18,10 +18,10 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from qme.version import __version__
 from qme.errors import NoSuchTask, QmeError
 from qme.store.base import Store, TaskQuery
 from qme.task import STREAMS, Task
+from qme.version import __version__
 
 FORMAT = "qme-export"
 VERSION = 1

@@ -6,7 +6,7 @@ HELP = """\
 Cancel a running task: its executor's own cancel where it has one (a Slurm job:
 scancel; a detached container: stop), else SIGTERM to the command (its whole
 process group when it ran on a terminal). A task running on another machine is
-cancelled there. Without ID, on a terminal, pick the task from the recent ones;
+refused: cancel it there. Without ID, on a terminal, pick the task from the recent ones;
 with --last, or with no terminal, the last task.
 """
 
