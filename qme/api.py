@@ -151,10 +151,17 @@ class Queue:
         return self._run(argv, text, message, executor, cwd, writer_process)
 
     def rerun(
-        self, task_id: str | None = None, *, message: str | None = None, here: bool = False
+        self,
+        task_id: str | None = None,
+        *,
+        message: str | None = None,
+        here: bool = False,
+        replace: bool = False,
     ) -> Task:
         """Run a task's command again, in its directory (or this one when here is
-        true), as a new task linked to the old one by `rerun_of`."""
+        true), as a new task linked to the old one by `rerun_of`; with replace, as
+        the old task itself (its id; the old record is deleted as the command starts:
+        QueueMe 0.0.14's rerun, which `qme.main` keeps)."""
         old = self.get(task_id, streams=False)
         cwd = os.getcwd() if here else old.cwd
         if not os.path.isdir(cwd):
@@ -162,9 +169,12 @@ class Queue:
                 f"cannot rerun {old.short_id}: its directory {cwd} no longer exists "
                 "(--here runs it in the current directory)"
             )
-        return self._run(old.argv, old.command, message, old.executor, cwd, rerun_of=old.id)
+        link = {"replaces": old.id} if replace else {"rerun_of": old.id}
+        return self._run(old.argv, old.command, message, old.executor, cwd, **link)
 
-    def _run(self, argv, text, message, executor, cwd, writer_process=False, rerun_of=None):
+    def _run(
+        self, argv, text, message, executor, cwd, writer_process=False, rerun_of=None, replaces=None
+    ):
         """Begin the task, start the command, record it until it ends. The executor
         is checked before anything runs: an unknown name never runs the command."""
         from qme.recorder.spawn import spawn
@@ -183,6 +193,9 @@ class Queue:
             message=message,
             rerun_of=rerun_of,
         )
+        if replaces:
+            task.id = replaces
+            self.store.delete([replaces])
         if writer_process:
             from qme import liveness
             from qme.recorder.handoff import ChildWriter
@@ -418,6 +431,25 @@ class Queue:
         from qme import transfer
 
         return transfer.import_tasks(self.store, transfer.read_export(source), replace)
+
+    # -- QueueMe 0.0.14 -----------------------------------------------------------------
+
+    def import_queueme(self, home: str | os.PathLike | None = None, *, replace: bool = False):
+        """Add the tasks QueueMe 0.0.14 kept in home (default: this home), from its
+        filesystem store and its SQLite file, as they were (ids kept); QueueMe's
+        files are only read. Returns (added, skipped)."""
+        from qme import transfer
+        from qme.store import queueme
+
+        found = queueme.read_home(os.path.abspath(os.fspath(home or self.settings.home)))
+        return transfer.import_tasks(self.store, found, replace)
+
+    def queueme_record(self, task: Task) -> dict[str, Any]:
+        """A task as QueueMe 0.0.14's `task.load()` gave it: {executor, uid, command,
+        data}; `data` is what its `task.export()` and REST API gave."""
+        from qme.store import queueme
+
+        return queueme.to_record(task)
 
     # -- the spool and the settings -----------------------------------------------------
 

@@ -60,6 +60,10 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+# QueueMe 0.0.14's names for settings qme names otherwise.
+QUEUEME_NAMES = {"database_string": "databaseconnect"}
+
+
 def default_home() -> str:
     return os.path.expanduser(os.environ.get("QME_HOME") or "~/.qme")
 
@@ -120,6 +124,8 @@ class Settings:
         general = self.file_values.get(GENERAL_SECTION, {})
         if key in general:
             return general[key], f"config file ({self.config_file})"
+        if general.get(QUEUEME_NAMES.get(key, "")):  # a config.ini QueueMe 0.0.14 wrote
+            return general[QUEUEME_NAMES[key]].lstrip(":/"), f"config file ({self.config_file})"
         return option.default, "default"
 
     def get(self, key: str) -> str:

@@ -29,10 +29,11 @@ def test_queueme_style_session(queue, capfd):
 
 
 def test_queueme_import_path_and_database_name(qme_home):
+    """QueueMe's path keeps QueueMe's default store; qme's own is SQLite (tests/test_queueme.py)."""
     from qme.main import Queue
 
-    assert Queue(config_dir=qme_home).database == "sqlite"
-    assert Queue(config_dir=qme_home, database="filesystem").database == "filesystem"
+    assert Queue(config_dir=qme_home / "qm").database == "filesystem"
+    assert Queue(config_dir=qme_home / "qm", database="sqlite").database == "sqlite"
 
 
 def test_argv_list_runs_without_a_shell(queue, tmp_path):

@@ -3,6 +3,11 @@
 Streams are kept inside the JSON as text; bytes that are not UTF-8 travel as
 escaped surrogates, so what comes back out is byte for byte what went in.
 Listing and searching read every file: fine for thousands of tasks, slow beyond.
+
+A QueueMe 0.0.14 store is read where it is: its files sit where qme's own would
+and are read as tasks (qme/store/queueme.py). Such a file is left as it is until
+that very task is changed (an action that updates it): the first change keeps
+the original beside it, as `<id>.json.queueme`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from qme.errors import NoSuchTask, StoreError
+from qme.store import queueme
 from qme.store.base import SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
 from qme.text import first_match, searchable, word_pattern
@@ -66,6 +72,8 @@ class FilesystemStore(Store):
             raise NoSuchTask(path.stem) from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
+        if queueme.is_record(record):
+            return queueme.to_task(record)
         for stream in STREAMS:
             record[stream] = record.get(stream, "").encode("utf-8", "surrogateescape")
         return Task(**{k: v for k, v in record.items() if k in _FIELDS})
@@ -109,10 +117,21 @@ class FilesystemStore(Store):
 
     def update(self, task: Task) -> None:
         stored = self._open.get(task.id) or self._read(self._path(task.id))
+        self._keep_queueme_original(self._path(task.id))
         for name in _FIELDS:
             if name not in STREAMS:
                 setattr(stored, name, getattr(task, name))
         self._write(stored)
+
+    def _keep_queueme_original(self, path: Path) -> None:
+        """Before a QueueMe record is first written over in qme's format, keep it."""
+        kept = path.with_name(path.name + ".queueme")
+        if kept.exists() or _queueme_id(path) is None:
+            return
+        try:
+            shutil.copy2(path, kept)
+        except OSError as exc:
+            raise StoreError(f"cannot keep QueueMe's record {path} as {kept}: {exc}") from None
 
     def get(self, task_id: str, streams: bool = True) -> Task:
         task = self._read(self._path(task_id))
@@ -186,6 +205,17 @@ class FilesystemStore(Store):
                 count += sum(1 for _ in folder.glob("*.json"))
                 shutil.rmtree(folder)
         return count
+
+
+def _queueme_id(path: Path) -> str | None:
+    """The id of the QueueMe record in path; None when it is qme's own (or gone)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        record = json.loads(path.read_text(encoding="utf-8")) if b'"uid"' in head else None
+    except (OSError, ValueError):
+        return None
+    return record["uid"] if queueme.is_record(record) else None
 
 
 def _matches(task: Task, query: TaskQuery) -> bool:

@@ -2,6 +2,10 @@
 
 Output is kept as raw chunks (faithful bytes, appended while the command runs);
 the full-text index holds the same text with escape sequences stripped.
+
+A QueueMe 0.0.14 SQLite file (its `task` table) opens as a qme store: the schema
+migration that first meets it copies QueueMe's tasks into qme's tables, and
+leaves QueueMe's table as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import sqlite3
 
 from qme.errors import NoSuchTask, StoreError
+from qme.store import queueme
 from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding
 from qme.task import PENDING, RUNNING, STREAMS, Task
 from qme.text import searchable
@@ -66,6 +71,7 @@ MIGRATIONS = [
     ALTER TABLE tasks ADD COLUMN session TEXT;
     CREATE INDEX tasks_session_started ON tasks(session, started);
     """,
+    lambda db: _adopt_queueme(db),
 ]
 
 # Every field of Task but the streams (kept in chunks) and the queue it is attached to.
@@ -106,6 +112,9 @@ class SqliteStore(Store):
             # Re-read inside the write lock: another qme may have migrated meanwhile.
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for script in MIGRATIONS[version:]:
+                if callable(script):
+                    script(self.db)
+                    continue
                 for statement in script.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
@@ -117,28 +126,8 @@ class SqliteStore(Store):
     # -- writing ------------------------------------------------------------------------
 
     def add(self, task: Task) -> None:
-        row = _to_row(task)
-        placeholders = ", ".join("?" for _ in COLUMNS)
         with self._write():
-            rowid = self._rowid_for(task.started)
-            self.db.execute(
-                f"INSERT INTO tasks (rowid, {', '.join(COLUMNS)}) VALUES (?, {placeholders})",
-                (rowid, *row),
-            )
-            self.db.execute(
-                "INSERT INTO search (rowid, command, message, output, error) "
-                "VALUES (?, ?, ?, '', '')",
-                (rowid, task.command, task.message or ""),
-            )
-
-    def _rowid_for(self, started: float) -> int:
-        """The start time in microseconds, or the next free rowid after it: search
-        answers newest first in rowid order, which must be start order even for
-        tasks added late (an import, a spool delivered when the store is back)."""
-        rowid = int(started * 1_000_000)
-        while self.db.execute("SELECT 1 FROM tasks WHERE rowid = ?", (rowid,)).fetchone():
-            rowid += 1
-        return rowid
+            _insert(self.db, task, streams=False)
 
     def append(self, task_id: str, stream: str, data: bytes) -> None:
         with self._write():
@@ -314,6 +303,51 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         self.db.close()
+
+
+def _insert(db: sqlite3.Connection, task: Task, streams: bool) -> int:
+    """Insert a task (and its streams when streams is true) inside a transaction;
+    returns its rowid."""
+    placeholders = ", ".join("?" for _ in COLUMNS)
+    rowid = _rowid_for(db, task.started)
+    db.execute(
+        f"INSERT INTO tasks (rowid, {', '.join(COLUMNS)}) VALUES (?, {placeholders})",
+        (rowid, *_to_row(task)),
+    )
+    texts = ["", ""]
+    if streams:
+        for code, stream in enumerate(STREAMS):
+            data = getattr(task, stream) or b""
+            if data:
+                db.execute(
+                    "INSERT INTO chunks (task, stream, data) VALUES (?, ?, ?)", (rowid, code, data)
+                )
+            texts[code] = searchable(data)
+    db.execute(
+        "INSERT INTO search (rowid, command, message, output, error) VALUES (?, ?, ?, ?, ?)",
+        (rowid, task.command, task.message or "", *texts),
+    )
+    return rowid
+
+
+def _rowid_for(db: sqlite3.Connection, started: float) -> int:
+    """The start time in microseconds, or the next free rowid after it: search
+    answers newest first in rowid order, which must be start order even for
+    tasks added late (an import, a spool delivered when the store is back)."""
+    rowid = int(started * 1_000_000)
+    while db.execute("SELECT 1 FROM tasks WHERE rowid = ?", (rowid,)).fetchone():
+        rowid += 1
+    return rowid
+
+
+def _adopt_queueme(db: sqlite3.Connection) -> None:
+    """In a QueueMe 0.0.14 file, QueueMe's tasks become qme's (once: a migration)."""
+    if not queueme.has_table(db):
+        return
+    known = {row[0] for row in db.execute("SELECT id FROM tasks")}
+    for task in list(queueme.rows(db)):
+        if task.id not in known:
+            _insert(db, task, streams=True)
 
 
 class _Transaction:
