@@ -103,7 +103,7 @@ class Queue:
         """Run a command (split as a shell would, but run without one, as QueueMe
         did) and record it."""
         argv = shlex.split(command) if isinstance(command, str) else list(command)
-        task = Task(self, self.queue.run(argv, message=message))
+        task = Task(self, self.queue.get(self.queue.run(argv, message=message).id))
         bot.info(task.summary())
         return task
 
@@ -112,7 +112,8 @@ class Queue:
         task under the same id (QueueMe's rerun; qme's keeps both)."""
         old = self._get(taskid)
         try:
-            task = Task(self, self.queue.rerun(old.id, message=message, replace=True))
+            new = self.queue.rerun(old.id, message=message, replace=True)
+            task = Task(self, self.queue.get(new.id))
         except NoSuchTask as exc:
             raise TaskNotFoundError(old.id) from exc
         bot.info(task.summary())
