@@ -346,8 +346,9 @@ def test_listing_pages_filters_and_searches(qme_home, database):
         ("limit=1001", 400),
         ("limit=ten", 400),
         ("offset=-1", 400),
+        ("offset=9223372036854775808", 400),  # past SQLite's integers
         ("status=finished", 400),
-        ("executor=nosuch", 404),
+        ("executor=nosuch", 400),  # a parameter (in the path, below: 404)
     ]:
         response = client.get(f"/api/tasks?{bad}")
         assert response.status == status, bad

@@ -12,7 +12,7 @@ import json
 import time
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_to_bytes, urlencode
 
 import bottle
 from bottle import HTTPError, HTTPResponse, request, response, static_file
@@ -75,6 +75,9 @@ def create_app(queue: Queue, token: str, *, hub: Hub | None = None, debug: bool 
         refusal = guard.refusal(request.environ)
         if refusal:
             raise HTTPError(*refusal)
+        malformed = _malformed(request.environ)
+        if malformed:
+            raise HTTPError(400, malformed)
         is_page = request.path == "/" or request.path.startswith(("/tasks/", "/executor/"))
         if is_page and guard.credential(request.environ) == auth.QUERY:
             raise _enter(guard)
@@ -104,6 +107,22 @@ def create_app(queue: Queue, token: str, *, hub: Hub | None = None, debug: bool 
     pages.install(app, queue)
     rest.install(app, queue, hub)
     return app
+
+
+def _malformed(environ) -> str | None:
+    """Why the address cannot be read, for every route alike: its path and its query
+    must be UTF-8 text without NUL (Bottle would drop the bytes it cannot decode
+    from the path, and fail on them in the query)."""
+    path = environ.get("bottle.raw_path", environ.get("PATH_INFO", ""))
+    query = unquote_to_bytes(environ.get("QUERY_STRING", "").replace("+", " "))
+    for part, raw in (("path", path.encode("latin-1", "replace")), ("query", query)):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"the address's {part} is not UTF-8 text"
+        if "\0" in text:
+            return f"the address's {part} holds a NUL character"
+    return None
 
 
 def _enter(guard: auth.Guard) -> HTTPResponse:

@@ -9,6 +9,10 @@
     POST   /api/tasks/ID/actions/NAME      run one of its executor's actions
 
 Errors are JSON, `{"error": "…"}`, with a status code (see qme/web/app.py).
+
+QueueMe 0.0.14's three routes answer in its shape with `?format=queueme`: the
+lists as `[{taskid, command, html_url, api_url}]` (every task, oldest first), one
+task as its `task.export()` (`{pwd, user, timestamp, output: [lines], …}`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from qme.web.hub import Hub, summary
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Far past any store, and within what every store's integers hold (SQLite: 2**63).
+MAX_OFFSET = 10**15
+STREAMS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # Counting stops this far past the page shown: a million tasks are counted as
 # "more than" rather than one by one on every page.
 COUNT_CAP = 10_000
@@ -45,13 +52,16 @@ def json_response(data, status: int = 200) -> HTTPResponse:
 def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
     """One page of tasks, newest first, for the table and GET /api/tasks."""
     limit = _number(params, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    offset = _number(params, "offset", 0, 0, None)
-    executor = executor or params.get("executor") or None
+    offset = _number(params, "offset", 0, 0, MAX_OFFSET)
     status = params.get("status") or None
     text = (params.get("q") or "").strip()
     known = queue.executor_names()
     if executor is not None and executor not in known:
-        raise UnknownExecutor(executor, known)
+        raise UnknownExecutor(executor, known)  # in the path: 404
+    named = params.get("executor") or None
+    if executor is None and named is not None and named not in known:
+        raise BadRequest(str(UnknownExecutor(named, known)))  # a parameter: 400
+    executor = executor or named
     if status is not None and status not in STATUSES:
         raise BadRequest(f"unknown status '{status}' (one of {', '.join(STATUSES)})")
     total = None
@@ -73,6 +83,20 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
     }
 
 
+def queueme_rows(queue: Queue, executor: str | None) -> list[dict]:
+    """Every task (of an executor), oldest first, as QueueMe 0.0.14's API listed them."""
+    root = "{}://{}/".format(*request.urlparts[:2])
+    return [
+        {
+            "taskid": task.id,
+            "command": task.command,
+            "html_url": f"{root}executor/{task.id}",
+            "api_url": f"{root}api/tasks/{task.id}",
+        }
+        for task in queue.list(executor, newest_first=False)
+    ]
+
+
 def page_links(path: str, page: dict) -> dict:
     """URLs of the next and previous pages (None where there is none)."""
     kept = {k: v for k, v in page["filters"].items() if v}
@@ -90,21 +114,31 @@ def page_links(path: str, page: dict) -> dict:
     }
 
 
-def _number(params, name: str, default: int, low: int, high: int | None) -> int:
+def _number(params, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw in (None, ""):
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be a whole number, not '{raw}'") from None
-    if value < low or (high is not None and value > high):
-        raise BadRequest(f"{name} must be between {low} and {high or 'any'}")
+        shown = raw if len(raw) <= 40 else f"{raw[:40]}…"
+        raise BadRequest(f"{name} must be a whole number, not '{shown}'") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
     return value
+
+
+def _streams(params) -> bool:
+    raw = params.get("streams") or "1"
+    if raw not in STREAMS:
+        raise BadRequest(f"streams must be one of {', '.join(STREAMS)}")
+    return STREAMS[raw]
 
 
 def install(app, queue: Queue, hub: Hub) -> None:
     def listing(executor: str | None = None):
+        if request.query.get("format") == "queueme":
+            return json_response(queueme_rows(queue, executor))
         page = page_of_tasks(queue, request.query.decode(), executor)
         return json_response({**page, **page_links(request.path, page)})
 
@@ -113,14 +147,16 @@ def install(app, queue: Queue, hub: Hub) -> None:
 
     @app.get("/api/tasks/<task_id>")
     def one_task(task_id):
-        streams = request.query.get("streams", "1") not in ("0", "false", "no")
+        streams = _streams(request.query)
+        if request.query.get("format") == "queueme":
+            return json_response(queue.queueme_record(queue.get(task_id))["data"])
         task = queue.get(task_id, streams=streams)
         record = {**task.to_dict(streams), "short_id": task.short_id}
         return json_response({**record, "actions": actions.executor_actions(queue, task)})
 
     @app.get("/api/tasks/<task_id>/<stream:re:output|error>")
     def stream_bytes(task_id, stream):
-        offset = _number(request.query, "offset", 0, 0, None)
+        offset = _number(request.query, "offset", 0, 0, MAX_OFFSET)
         data = queue.read(task_id, stream, offset)
         headers = {
             "Content-Type": "text/plain; charset=utf-8",

@@ -7,44 +7,19 @@ websocket. The CLI and the Queue API never import this module.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
-import re
 import signal
 import socket
-import sys
 import time
 
 from qme.api import Queue
 from qme.errors import QmeError
 
 log = logging.getLogger("qme.web")
-TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+")
+ERRORS = logging.getLogger("qme.web.errors")
 STOP_SECONDS = 2.0
-
-
-class _Redact(logging.Filter):
-    """Keep the token out of the log: access lines carry the URL it came in."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = TOKEN_IN_TEXT.sub(r"\1[redacted]", record.getMessage())
-        record.args = ()
-        return True
-
-
-def _logging(log_file: str | None, debug: bool) -> logging.Logger:
-    handlers: list[logging.Handler] = []
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    if debug or not log_file:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    root = logging.getLogger()
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(_Redact())
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    return logging.getLogger("qme.web.access")
 
 
 def url_for(host: str, port: int) -> str:
@@ -63,6 +38,30 @@ def in_container() -> bool:
     return any(os.path.exists(mark) for mark in marks)
 
 
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, address: str, port: int, container: bool) -> str | None:
+    """What to tell whoever starts a dashboard bound to address (asked for as host)
+    that others may reach; None on a loopback address."""
+    if is_loopback(address):
+        return None
+    risk = "over plain HTTP (anyone who sees the token can run commands here)"
+    if not container:
+        return f"qme: warning: listening on {host}: other machines can reach this dashboard, {risk}"
+    # In a container, binding every interface is what publishing a port needs: the
+    # engine's port mapping decides who reaches it.
+    return (
+        f"qme: warning: listening on {host} in a container: whoever reaches the port it is "
+        f"published on reaches this dashboard, {risk}; -p 127.0.0.1:{port}:{port} keeps it to "
+        f"this machine (then open http://127.0.0.1:{port}/?token=…)"
+    )
+
+
 def serve(
     queue: Queue,
     *,
@@ -76,23 +75,75 @@ def serve(
 ) -> int:
     """Serve the dashboard for queue until SIGINT or SIGTERM; returns the exit status.
 
-    announce(text) is given the URL to open, with its token, once the server listens."""
+    announce(text) is given the URL to open, with its token, once the server listens.
+    Nothing logged or printed on stderr meanwhile holds the token (qme/web/logs.py)."""
     from gevent import monkey
 
     monkey.patch_all()
     import gevent
     from gevent.pywsgi import WSGIServer
-    from geventwebsocket.handler import WebSocketHandler
 
+    from qme.web import logs
     from qme.web.app import create_app
     from qme.web.auth import Guard
     from qme.web.hub import Hub
 
     begun = time.perf_counter()
-    access = _logging(log_file, debug)
-    hub = Hub(queue, period=period)
-    app = create_app(queue, token, hub=hub, debug=debug)
     guard = Guard(token)
+    scrub = logs.Scrubber(token, guard.session)
+    with logs.scrubbed_stderr(scrub):
+        access = logs.setup(scrub, log_file, debug)
+        hub = Hub(queue, period=period)
+        app = create_app(queue, token, hub=hub, debug=debug)
+        server = WSGIServer(
+            (host, port), app, handler_class=_handler(), log=access, error_log=ERRORS
+        )
+        server.logger = access  # gevent-websocket's handler logs requests here
+        # Refused websocket upgrades are answered by the app (401/403), not upgraded.
+        server.pre_start_hook = lambda handler: guard.refusal(handler.environ) is not None
+        try:
+            server.start()
+        except OSError as exc:
+            raise QmeError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (--port picks another)"
+            ) from None
+        hub.start()
+
+        def stop():
+            log.info("stopping")
+            hub.stop()
+            server.stop(timeout=STOP_SECONDS)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, stop)
+        bound = server.server_port
+        kind, where = queue.store_location()
+        log.info("dashboard for %s store %s on %s:%s", kind, where, host, bound)
+        announce(
+            f"qme dashboard: {kind} store {where}"
+            + (f"; log in {log_file}" if log_file else "")
+            + f"\nOpen this address in a browser (it holds the access token):\n"
+            f"    {url_for(host, bound)}?token={token}\n"
+            "Ctrl-C stops it."
+        )
+        warning = exposure_warning(host, server.socket.getsockname()[0], bound, in_container())
+        if warning:
+            log.warning("%s", warning)
+            announce(warning)
+        log.debug("ready in %.0f ms", (time.perf_counter() - begun) * 1000)
+
+        server.serve_forever()
+        queue.close()
+    announce("qme dashboard stopped")
+    return 0
+
+
+def _handler():
+    """gevent's request handler, with websockets, quick, and with no token in its log."""
+    import gevent
+    from geventwebsocket.handler import WebSocketHandler
+
+    from qme.web import logs
 
     class Handler(WebSocketHandler):
         def handle(self):
@@ -101,57 +152,19 @@ def serve(
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle()
 
-    server = WSGIServer(
-        (host, port),
-        app,
-        handler_class=Handler,
-        log=access,
-        error_log=logging.getLogger("qme.web.errors"),
-    )
-    server.logger = access  # gevent-websocket's handler logs requests here
-    # Refused websocket upgrades are answered by the app (401/403), not upgraded.
-    server.pre_start_hook = lambda handler: guard.refusal(handler.environ) is not None
-    try:
-        server.start()
-    except OSError as exc:
-        raise QmeError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (--port picks another)"
-        ) from None
-    hub.start()
+        def format_request(self):
+            # The access line without the query's values (they may hold the token).
+            line = super().format_request()
+            words = (self.requestline or "").split(" ")
+            if len(words) > 1:
+                words[1] = logs.request_target(words[1])
+                line = line.replace(self.requestline, " ".join(words), 1)
+            return line
 
-    def stop():
-        log.info("stopping")
-        hub.stop()
-        server.stop(timeout=STOP_SECONDS)
+        def _log_error(self, kind, value, tb):
+            # gevent's own prints the request's environ (headers, query) with the traceback.
+            if not issubclass(kind, gevent.GreenletExit):
+                target = logs.request_target(self.path or "")
+                ERRORS.error("%s %s failed", self.command, target, exc_info=(kind, value, tb))
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop)
-    bound = server.server_port
-    kind, where = queue.store_location()
-    log.info("dashboard for %s store %s on %s:%s", kind, where, host, bound)
-    announce(
-        f"qme dashboard: {kind} store {where}"
-        + (f"; log in {log_file}" if log_file else "")
-        + f"\nOpen this address in a browser (it holds the access token):\n"
-        f"    {url_for(host, bound)}?token={token}\n"
-        "Ctrl-C stops it."
-    )
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    if not loopback and in_container():
-        # Binding every interface is what a container needs: the engine decides who
-        # reaches it (-p 127.0.0.1:5000:5000 keeps it to the host).
-        announce(
-            f"In a container: open it where port {bound} is published "
-            f"(with -p 127.0.0.1:{bound}:{bound}: http://127.0.0.1:{bound}/?token=…)"
-        )
-    elif not loopback:
-        announce(
-            f"qme: warning: listening on {host}: other machines can reach this dashboard, "
-            "over plain HTTP (anyone who sees the token can run commands here)"
-        )
-    log.debug("ready in %.0f ms", (time.perf_counter() - begun) * 1000)
-
-    server.serve_forever()
-    queue.close()
-    announce("qme dashboard stopped")
-    return 0
+    return Handler
