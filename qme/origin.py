@@ -32,10 +32,28 @@ def command_line(command: str | Sequence[str]) -> tuple[list[str], str]:
 
 
 def quote(word: str) -> str:
-    """shlex.quote."""
+    """shlex.quote; a word with bytes that are not UTF-8 (surrogateescape) as bash
+    quotes it, $'…' with those bytes as \\xHH."""
     if word and _SAFE.issuperset(word):
         return word
+    if not word.isascii() and any("\udc80" <= c <= "\udcff" for c in word):
+        return "$'" + "".join(_ansi_c(c) for c in word) + "'"
     return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\E"}
+
+
+def _ansi_c(char: str) -> str:
+    """One character inside bash's $'…'."""
+    if char in _ANSI_C:
+        return _ANSI_C[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    return char
 
 
 def current_user() -> str:

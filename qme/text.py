@@ -64,3 +64,77 @@ def first_match(texts: dict[str, str], patterns: list[re.Pattern]) -> tuple[str,
                     line = p.sub(lambda m: f"\x02{m.group(0)}\x03", line)
                 return field, line
     return None
+
+
+# -- text that is not valid Unicode ---------------------------------------------------
+#
+# Python reads argv, the environment and paths with surrogateescape: a byte that
+# is not UTF-8 (`echo $'\xff'`) becomes a lone surrogate (U+DCFF), which no
+# database's text column accepts, nor PostgreSQL a NUL. A store's text column
+# therefore holds such a value as STORED_ESCAPED followed by the value with `\`
+# doubled, each of those bytes as `\xHH` and any other lone surrogate as `\uHHHH`:
+# valid text, readable, and decoded back exactly. Every other value (all but a few)
+# is stored as it is. U+FDD0 is a Unicode noncharacter, never found in real text.
+STORED_ESCAPED = "\ufdd0"
+_STORED_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def _needs_escape(text: str) -> bool:
+    if text.isascii():
+        return "\x00" in text
+    if text.startswith(STORED_ESCAPED) or "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _escaped_char(char: str) -> str:
+    code = ord(char)
+    if char == "\\":
+        return "\\\\"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if code == 0:
+        return "\\x00"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return char
+
+
+def to_stored(text: str | None) -> str | None:
+    """text as a store's text column keeps it (see STORED_ESCAPED); None stays None."""
+    if text is None or not _needs_escape(text):
+        return text
+    return STORED_ESCAPED + "".join(_escaped_char(c) for c in text)
+
+
+def _unescaped(match: re.Match) -> str:
+    code = match.group(1)
+    if code == "\\":
+        return "\\"
+    value = int(code[1:], 16)
+    return chr(0xDC00 + value if code[0] == "x" and value >= 0x80 else value)
+
+
+def from_stored(text: str | None) -> str | None:
+    """The value to_stored() was given."""
+    if text is None or not text.startswith(STORED_ESCAPED):
+        return text
+    return _STORED_ESCAPE.sub(_unescaped, text[len(STORED_ESCAPED) :])
+
+
+def shown(text: str) -> str:
+    """text with each byte that was not UTF-8 shown as `\\xHH`, as a shell shows it:
+    what a message, a search index or a terminal is given (a NUL, which no shell
+    word holds, as `\\x00`)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if text.isascii():
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that was not a byte
+        return "".join(_escaped_char(c) if "\ud800" <= c <= "\udfff" else c for c in text)

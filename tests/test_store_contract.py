@@ -65,6 +65,43 @@ def test_task_round_trips_with_streams_byte_for_byte(store):
     assert got.argv == ["echo", "hello"]
 
 
+# What Python makes of bytes that are not UTF-8 (surrogateescape), a backslash that
+# must not be mistaken for an escape, a NUL (PostgreSQL's text refuses it), the
+# marker of escaped text itself, and a lone surrogate that was never a byte.
+ODD_TEXTS = ["arg\udcff", "d\udc80\u00e9\\x41 \\", "nul\x00here", "\ufdd0first", "half\ud800"]
+
+
+def test_text_that_is_not_unicode_round_trips(store):
+    """Bytes that are not UTF-8 in argv, cwd, message, user, host and the command
+    come back exactly as they went in, and the record can be found by them."""
+    odd = ODD_TEXTS
+    task = make_task(
+        "echo $'arg\\xff' \udcfe",
+        cwd="/tmp/dir\udcfe",
+        message=" ".join(odd),
+        user="ada\udcff",
+        host="box\udcfe",
+        data={"path": odd[0]},
+    )
+    task.argv = ["echo", *odd]
+    store.add(task)
+    store.append(task.id, "output", b"arg\xff\n")
+    task.status, task.returncode, task.ended = "complete", 0, task.started + 1
+    store.update(task)
+    got = store.get(task.id)
+    for field in ("command", "argv", "cwd", "message", "user", "host", "data"):
+        assert getattr(got, field) == getattr(task, field), field
+    assert got.output == b"arg\xff\n"
+    for odd_field in ("cwd", "user", "host"):
+        found = store.list(TaskQuery(**{odd_field: getattr(task, odd_field)}))
+        assert [t.id for t in found] == [task.id], odd_field
+    [hit] = store.search(["echo"], executor=None, limit=5, rank=False)
+    assert hit.task.id == task.id and hit.task.cwd == task.cwd
+    plain = make_task("echo plain", cwd="/tmp/\ufdd0")
+    store.add(plain)
+    assert store.get(plain.id).cwd == "/tmp/\ufdd0"
+
+
 def test_running_task_is_visible_with_output_so_far(store):
     task = make_task("make all")
     store.add(task)

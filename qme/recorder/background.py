@@ -127,7 +127,7 @@ class Reporter:
                 self._tell_parent(TOOK_FIRST)
             self._let_go_of_stderr()
             return
-        self.told = f"{message}\n".encode()
+        self.told = f"{message}\n".encode(errors="backslashreplace")
         kept = SPOOLING.encode() if kind == "spooling" else b""
         try:
             os.write(self.reports, kept + self.told)

@@ -9,6 +9,7 @@ from qme.config import Settings
 from qme.errors import ConfigError, StoreError
 from qme.store import servers
 from qme.store.base import SearchHit, Store, TaskQuery
+from qme.text import shown
 
 __all__ = ["SearchHit", "Store", "TaskQuery", "open_store", "describe"]
 
@@ -35,7 +36,7 @@ def describe(settings: Settings) -> tuple[str, str]:
         server, url = servers.server_url(database, settings.get("database_string"))
         return server, servers.redact(url)
     raise ConfigError(
-        f"unknown database '{servers.redact(database)}' (use sqlite, sqlite://FILE, "
+        f"unknown database '{shown(servers.redact(database))}' (use sqlite, sqlite://FILE, "
         "filesystem, postgresql or mysql+pymysql)"
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections import namedtuple
 
 from qme.task import Task
+from qme.text import from_stored, to_stored
 
 # Which tasks to list: equality filters, a start-time range (Unix seconds), a
 # limit (None: all) and how many to skip first (paging). Named tuples rather than
@@ -19,6 +21,33 @@ TaskQuery = namedtuple(
 # A search result: the task, the field that matched (command, message, output,
 # error) and the matching line, with \x02 … \x03 around the matched words.
 SearchHit = namedtuple("SearchHit", "task field line")
+
+
+# A database store's columns that hold JSON, and those that hold text: text that is
+# not valid Unicode (bytes that were not UTF-8 in argv, a path, a message) is kept
+# as qme.text.to_stored() spells it; JSON is ASCII (a lone surrogate is \\udcff).
+JSON_COLUMNS = frozenset({"argv", "data"})
+TEXT_COLUMNS = frozenset(
+    {"id", "executor", "command", "cwd", "user", "host", "status", "message"}
+    | {"rerun_of", "session", "recorder"}
+)
+
+
+def column_value(column: str, value):
+    """A task's field as a database store's column keeps it."""
+    if column in JSON_COLUMNS:
+        return json.dumps(value)
+    return to_stored(value) if column in TEXT_COLUMNS else value
+
+
+def task_from_row(columns: list[str], row) -> Task:
+    """The task from a database store's columns (as column_value() wrote them)."""
+    values = dict(zip(columns, row))
+    for column in JSON_COLUMNS:
+        values[column] = json.loads(values[column])
+    for column in TEXT_COLUMNS:
+        values[column] = from_stored(values[column])
+    return Task(**values)
 
 
 def chunk_holding(sizes, offset: int) -> tuple[object, int]:

@@ -11,21 +11,20 @@ for (qme/store/pglisten.py). SQLAlchemy is imported only when such a store opens
 from __future__ import annotations
 
 import functools
-import json
 
 import sqlalchemy as sa
 
 from qme.errors import NoSuchTask, StoreError
 from qme.store import servers, sqlsearch
-from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding
+from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding, column_value, task_from_row
 from qme.store.sqlschema import COLUMNS, SEARCH_FIELDS, chunks, meta, migrate, search_table, tasks
 from qme.task import PENDING, RUNNING, STREAMS, Task
-from qme.text import first_match, searchable, word_pattern
+from qme.text import first_match, searchable, shown, to_stored, word_pattern
 
 CONNECT_TIMEOUT_SECONDS = 5
 CHANNEL = "qme_changes"
 STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
-JSON_COLUMNS = {"argv", "data"}
+
 FILTERS = ("executor", "status", "cwd", "session", "host", "user")
 WINDOW = 2000  # the newest tasks a search reads one by one before using the index
 WRITE_ATTEMPTS = 3  # a deadlock between concurrent writers is retried
@@ -100,7 +99,7 @@ class SqlStore(Store):
     def add(self, task: Task) -> None:
         def work(conn):
             inserted = conn.execute(tasks.insert().values(uuid=task.uuid, **_to_row(task)))
-            texts = [task.command, task.message or ""]
+            texts = [shown(task.command), shown(task.message or "")]
             conn.execute(
                 self.texts.insert().values(
                     task=inserted.inserted_primary_key[0],
@@ -131,7 +130,7 @@ class SqlStore(Store):
             row = _to_row(task)
             del row["id"]
             conn.execute(tasks.update().where(tasks.c.seq == seq).values(**row))
-            texts = [task.command, task.message or ""]
+            texts = [shown(task.command), shown(task.message or "")]
             texts += [searchable(_stream(conn, seq, s)) for s in STREAMS]
             conn.execute(
                 self.texts.update()
@@ -354,7 +353,9 @@ def _order(newest_first: bool) -> list:
 
 
 def _where(query: TaskQuery) -> list:
-    clauses = [tasks.c[n] == getattr(query, n) for n in FILTERS if getattr(query, n) is not None]
+    clauses = [
+        tasks.c[n] == to_stored(getattr(query, n)) for n in FILTERS if getattr(query, n) is not None
+    ]
     if query.since is not None:
         clauses.append(tasks.c.started >= query.since)
     if query.until is not None:
@@ -363,13 +364,8 @@ def _where(query: TaskQuery) -> list:
 
 
 def _to_row(task: Task) -> dict:
-    return {
-        c: json.dumps(getattr(task, c)) if c in JSON_COLUMNS else getattr(task, c) for c in COLUMNS
-    }
+    return {c: column_value(c, getattr(task, c)) for c in COLUMNS}
 
 
 def _from_row(row) -> Task:
-    values = dict(zip(COLUMNS, row))
-    for column in JSON_COLUMNS:
-        values[column] = json.loads(values[column])
-    return Task(**values)
+    return task_from_row(COLUMNS, row)

@@ -1,7 +1,10 @@
 """The default store: one SQLite file, WAL mode, FTS5 over commands, messages and output.
 
 Output is kept as raw chunks (faithful bytes, appended while the command runs);
-the full-text index holds the same text with escape sequences stripped.
+the full-text index holds the same text with escape sequences stripped. Text
+that is not valid Unicode (bytes that were not UTF-8 in argv, a path, a message)
+is kept as qme.text.to_stored() spells it. The file is created 0600 on the first
+write, never by a reader: a store that does not exist yet reads as empty.
 
 A QueueMe 0.0.14 SQLite file (its `task` table) opens as a qme store: the schema
 migration that first meets it copies QueueMe's tasks into qme's tables, and
@@ -10,15 +13,15 @@ leaves QueueMe's table as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 
+from qme import private
 from qme.errors import NoSuchTask, StoreError
 from qme.store import queueme
-from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding
+from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding, column_value, task_from_row
 from qme.task import PENDING, RUNNING, STREAMS, Task
-from qme.text import searchable
+from qme.text import searchable, shown, to_stored
 
 BUSY_TIMEOUT_SECONDS = 15
 STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
@@ -76,51 +79,85 @@ MIGRATIONS = [
 
 # Every field of Task but the streams (kept in chunks) and the queue it is attached to.
 COLUMNS = [name for name in Task.FIELDS if name not in (*STREAMS, "queue")]
-JSON_COLUMNS = {"argv", "data"}
+
 UUID_EXPR = "substr(id, instr(id, '-') + 1)"
 
 
 class SqliteStore(Store):
     name = "sqlite"
 
-    def __init__(self, path: str | os.PathLike, busy_timeout: float = BUSY_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        create: bool = True,
+    ):
+        """create=False: a reader's store, which creates nothing (no folder, no
+        file) until something is written; until then a missing file reads as an
+        empty store."""
         self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self.db: sqlite3.Connection | None = None
+        self.missing = not create and not os.path.exists(self.path)
+        if self.missing:
+            self.db = self._connect(":memory:")
+        else:
+            self._open()
+
+    def _open(self) -> None:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self.db = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
+            if not os.path.exists(self.path):  # private; its -wal and -shm take its mode
+                private.make_dir(os.path.dirname(os.path.abspath(self.path)))
+                os.close(private.open_file(self.path, os.O_WRONLY | os.O_CREAT))
+            db = self._connect(self.path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+        if self.db is not None:
+            self.db.close()
+        self.db, self.missing = db, False
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _fresh(self) -> None:
+        """A reader's missing store that someone has created since: read that."""
+        if self.missing and os.path.exists(self.path):
+            self._open()
 
     # -- schema -------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == len(MIGRATIONS):
             return
         if version > len(MIGRATIONS):
             raise StoreError(f"{self.path} was written by a newer qme (schema {version})")
         # WAL lets readers (qme ls, the dashboard) work while commands record.
-        self.db.execute("PRAGMA journal_mode = WAL")
-        with self._write():
+        db.execute("PRAGMA journal_mode = WAL")
+        with _Transaction(db):
             # Re-read inside the write lock: another qme may have migrated meanwhile.
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for script in MIGRATIONS[version:]:
                 if callable(script):
-                    script(self.db)
+                    script(db)
                     continue
                 for statement in script.split(";"):
                     if statement.strip():
-                        self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def _write(self):
+        if self.missing:  # a reader's first write creates the file
+            self._open()
         return _Transaction(self.db)
 
     # -- writing ------------------------------------------------------------------------
@@ -147,10 +184,12 @@ class SqliteStore(Store):
             streams = [searchable(self._stream(rowid, s)) for s in STREAMS]
             self.db.execute(
                 "UPDATE search SET command = ?, message = ?, output = ?, error = ? WHERE rowid = ?",
-                (task.command, task.message or "", *streams, rowid),
+                (shown(task.command), shown(task.message or ""), *streams, rowid),
             )
 
     def delete(self, task_ids: list[str]) -> int:
+        if self.missing:
+            return 0
         deleted = 0
         with self._write():
             for task_id in task_ids:
@@ -162,6 +201,8 @@ class SqliteStore(Store):
         return deleted
 
     def clear(self, executor: str | None = None) -> int:
+        if self.missing:
+            return 0
         with self._write():
             if executor is None:
                 count = self.db.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -184,6 +225,7 @@ class SqliteStore(Store):
     # -- reading ------------------------------------------------------------------------
 
     def get(self, task_id: str, streams: bool = True) -> Task:
+        self._fresh()
         row = self.db.execute(
             f"SELECT rowid, {', '.join(COLUMNS)} FROM tasks WHERE id = ?", (task_id,)
         ).fetchone()
@@ -209,6 +251,7 @@ class SqliteStore(Store):
 
     def match(self, prefix: str, limit: int) -> list[str]:
         # Range conditions (not LIKE) so that both indexes are used.
+        self._fresh()
         upper = prefix + "\U0010ffff"
         rows = self.db.execute(
             f"SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 "
@@ -219,6 +262,7 @@ class SqliteStore(Store):
         return [r[0] for r in rows]
 
     def list(self, query: TaskQuery, newest_first: bool = True) -> list[Task]:
+        self._fresh()
         where, params = _conditions(query)
         direction = "DESC" if newest_first else "ASC"
         order = f"ORDER BY started {direction}, rowid {direction}"
@@ -237,6 +281,7 @@ class SqliteStore(Store):
         return [_from_row(r) for r in self.db.execute(sql, params)]
 
     def count(self, query: TaskQuery) -> int:
+        self._fresh()
         where, params = _conditions(query)
         matching = f"SELECT 1 FROM tasks {where}"
         if query.limit is not None:
@@ -247,6 +292,7 @@ class SqliteStore(Store):
     def recent(self, since: float) -> list[Task]:
         # Each half in its own index, said outright: from its statistics (few
         # statuses, most of them complete) SQLite would otherwise scan every row.
+        self._fresh()
         columns = ", ".join(COLUMNS)
         rows = self.db.execute(
             f"SELECT {columns} FROM tasks WHERE started >= ?1 UNION ALL "
@@ -259,6 +305,7 @@ class SqliteStore(Store):
     def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
         # Find the chunk holding offset from the chunks' lengths alone, then read
         # only the data from there on: following a growing output stays cheap.
+        self._fresh()
         where = "WHERE task = ? AND stream = ?"
         params = (self._rowid(task_id), STREAM_CODES[stream])
         sizes = self.db.execute(
@@ -274,6 +321,7 @@ class SqliteStore(Store):
 
     def data_version(self) -> object:
         # Changes whenever another connection commits (SQLite's own change counter).
+        self._fresh()
         return self.db.execute("PRAGMA data_version").fetchone()[0]
 
     def search(
@@ -281,6 +329,7 @@ class SqliteStore(Store):
     ) -> list[SearchHit]:
         # Whole words, which FTS5 answers newest-first without reading every match;
         # a prefix ('deploy*') must merge all of its words' matches first.
+        self._fresh()
         match = " ".join(
             '"{}"{}'.format(w.rstrip("*").replace('"', '""'), "*" if w.endswith("*") else "")
             for w in words
@@ -325,7 +374,7 @@ def _insert(db: sqlite3.Connection, task: Task, streams: bool) -> int:
             texts[code] = searchable(data)
     db.execute(
         "INSERT INTO search (rowid, command, message, output, error) VALUES (?, ?, ?, ?, ?)",
-        (rowid, task.command, task.message or "", *texts),
+        (rowid, shown(task.command), shown(task.message or ""), *texts),
     )
     return rowid
 
@@ -360,8 +409,22 @@ class _Transaction:
     def __enter__(self):
         self.db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type, exc, _):
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as failed:
+                exc = failed
+        # After some errors (a full disk) SQLite has rolled back by itself: nothing
+        # is left to roll back, and the first error is the one to tell.
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(str(exc) or type(exc).__name__) from exc
 
 
 def _hit(row) -> SearchHit:
@@ -386,7 +449,7 @@ def _conditions(query: TaskQuery) -> tuple[str, list]:
         value = getattr(query, column)
         if value is not None:
             clauses.append(f"{column} = ?")
-            params.append(value)
+            params.append(to_stored(value))
     if query.since is not None:
         clauses.append("started >= ?")
         params.append(query.since)
@@ -397,13 +460,8 @@ def _conditions(query: TaskQuery) -> tuple[str, list]:
 
 
 def _to_row(task: Task) -> tuple:
-    return tuple(
-        json.dumps(getattr(task, c)) if c in JSON_COLUMNS else getattr(task, c) for c in COLUMNS
-    )
+    return tuple(column_value(c, getattr(task, c)) for c in COLUMNS)
 
 
 def _from_row(row) -> Task:
-    values = dict(zip(COLUMNS, row))
-    for column in JSON_COLUMNS:
-        values[column] = json.loads(values[column])
-    return Task(**values)
+    return task_from_row(COLUMNS, row)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from qme.store.base import Store
 from qme.store.spool import SpoolFile
 from qme.task import STREAMS, Task
+from qme.text import shown
 
 FLUSH_SECONDS = 0.2
 MAX_QUEUED = 64 << 20
@@ -33,6 +34,7 @@ _CLOSE = ("close",)
 
 def failure_message(error: str, spool_error: str | None, home: str | None) -> str:
     """One line for the user about a store that failed."""
+    error = shown(error)
     if spool_error is None and home is not None:
         where = os.path.join(home, "spool")
         return (
