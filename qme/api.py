@@ -441,8 +441,17 @@ class Queue:
         from qme import transfer
         from qme.store import queueme
 
-        found = queueme.read_home(os.path.abspath(os.fspath(home or self.settings.home)))
-        return transfer.import_tasks(self.store, found, replace)
+        source = os.path.abspath(os.fspath(home or self.settings.home))
+        done = transfer.import_tasks(self.store, queueme.read_home(source), replace)
+        queueme.mark_imported(self.settings.home, queueme.stores(source))
+        return done
+
+    def queueme_unread(self) -> list[str]:
+        """QueueMe 0.0.14 stores in this home (its files, its SQLite file) whose tasks
+        the configured store does not show and that were never imported."""
+        from qme.store import queueme
+
+        return queueme.unread(self.settings.home, *self.store_location())
 
     def queueme_record(self, task: Task) -> dict[str, Any]:
         """A task as QueueMe 0.0.14's `task.load()` gave it: {executor, uid, command,

@@ -8,8 +8,10 @@ its default home honours `QME_HOME`, as qme does.
 from __future__ import annotations
 
 import configparser
+import io
 import os
 
+from qme import private
 from qme.config import default_home
 
 DEFAULT_CONFIG = """[DEFAULT]
@@ -26,11 +28,10 @@ sacct_format = jobid,jobname,partition,alloccpus,elapsed,state,exitcode
 class Config:
     def __init__(self, config_dir: str | None = None, load: bool = True):
         home = config_dir or default_home()
-        os.makedirs(home, exist_ok=True)
+        private.make_dir(home)
         self.configfile = os.path.join(home, "config.ini")
         if not os.path.exists(self.configfile):
-            with open(self.configfile, "w", encoding="utf-8") as handle:
-                handle.write(DEFAULT_CONFIG)
+            private.write_file(self.configfile, DEFAULT_CONFIG.encode())
         if load:
             self.read()
 
@@ -46,8 +47,9 @@ class Config:
             self.save()
 
     def save(self) -> None:
-        with open(self.configfile, "w", encoding="utf-8") as handle:
-            self.config.write(handle)
+        text = io.StringIO()
+        self.config.write(text)
+        private.write_file(self.configfile, text.getvalue().encode())
 
     def read(self, configfile: str | None = None) -> None:
         config = configparser.ConfigParser(interpolation=None)

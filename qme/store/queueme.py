@@ -202,3 +202,60 @@ def filesystem_files(home: str) -> list[str]:
         for name in os.listdir(folder)
         if name.endswith(".json") and not name.startswith(".")
     ]
+
+
+# -- stores a home holds that its configured store does not read ------------------------
+
+IMPORTED_FILE = "queueme-imported.json"  # in qme's home: the QueueMe stores imported
+LOOKED_AT = 50  # files of a folder read for a QueueMe record before it counts as qme's
+
+
+def stores(home: str) -> list[str]:
+    """QueueMe's stores in home that hold tasks: its filesystem folder, its SQLite file."""
+    found = []
+    folder = os.path.join(home, "database")
+    for path in sorted(filesystem_files(home))[:LOOKED_AT]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                head = handle.read(4096)
+                if '"uid"' in head and is_record(json.loads(head + handle.read())):
+                    found.append(folder)
+                    break
+        except (OSError, ValueError):
+            continue
+    path = sqlite_file(home)
+    if os.path.exists(path):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                if has_table(db) and db.execute(f"SELECT 1 FROM {QUEUEME_TABLE}").fetchone():
+                    found.append(path)
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass
+    return found
+
+
+def unread(home: str, kind: str, where: str) -> list[str]:
+    """QueueMe's stores in home that the configured store (kind, where) does not show
+    and that were not imported into it."""
+    reads = {("filesystem", os.path.join(home, "database")), ("sqlite", sqlite_file(home))}
+    shown = {path for k, path in reads if k == kind and os.path.abspath(where) == path}
+    done = set(imported(home))
+    return [path for path in stores(home) if path not in shown and path not in done]
+
+
+def imported(home: str) -> list[str]:
+    try:
+        with open(os.path.join(home, IMPORTED_FILE), encoding="utf-8") as handle:
+            return list(json.load(handle))
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def mark_imported(home: str, paths: list[str]) -> None:
+    from qme import private
+
+    known = sorted({*imported(home), *paths})
+    private.write_file(os.path.join(home, IMPORTED_FILE), json.dumps(known).encode())
