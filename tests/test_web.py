@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from io import BytesIO, StringIO
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 from urllib.request import Request, urlopen
 
 import pytest
@@ -665,6 +667,10 @@ class Dashboard:
         self.ready_after = time.monotonic() - self.started
         self.base = self.url.split("?")[0].rstrip("/")
         self.port = int(self.base.rsplit(":", 1)[1])
+        # Drained all along: with --debug every request is logged there too.
+        self.stderr: list[str] = []
+        self._drain = threading.Thread(target=self.stderr.extend, args=(self.process.stderr,))
+        self._drain.start()
 
     def get(self, path: str, **headers) -> tuple[int, bytes]:
         request = Request(self.base + path, headers={**BEARER, **headers})
@@ -674,11 +680,11 @@ class Dashboard:
         except Exception as exc:  # HTTPError carries the status
             return getattr(exc, "code", 0), getattr(exc, "read", lambda: b"")()
 
-    def upgrade(self, **headers) -> str:
+    def upgrade(self, target: str = "/ws", **headers) -> str:
         """A websocket handshake; the status line of the answer."""
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
-            "GET /ws HTTP/1.1",
+            f"GET {target} HTTP/1.1",
             f"Host: 127.0.0.1:{self.port}",
             "Upgrade: websocket",
             "Connection: Upgrade",
@@ -690,12 +696,26 @@ class Dashboard:
             conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
             return conn.recv(4096).decode("latin-1").split("\r\n")[0]
 
+    def raw(self, line: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """One request sent byte for byte as given (no client library tidies it):
+        status, headers (lower-case names), body."""
+        head = [line, f"Host: 127.0.0.1:{self.port}", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            answer = b"".join(iter(lambda: conn.recv(65536), b""))
+        top, _, body = answer.partition(b"\r\n\r\n")
+        status, *fields = top.decode("latin-1").split("\r\n")
+        pairs = (field.split(":", 1) for field in fields if ":" in field)
+        return int(status.split()[1]), {k.lower(): v.strip() for k, v in pairs}, body
+
     def stop(self, signum=signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signum)
         try:
             return self.process.wait(timeout=10)
         finally:
+            self._drain.join(timeout=10)
             self.process.stdout.close()
             self.process.stderr.close()
 
@@ -766,3 +786,203 @@ def test_qme_start_reports_a_busy_port_and_a_bad_period(qme_home, qme):
         assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr.decode()
     bad = qme("start", "--port", "0", env={"QME_SOCKET_UPDATE_SECONDS": "soon"})
     assert bad.returncode == 1 and "QME_SOCKET_UPDATE_SECONDS" in bad.stderr.decode()
+
+
+# -- the token never reaches a log; no value gives a 500 ------------------------------------
+
+
+def test_the_token_never_reaches_the_log_or_stderr_in_any_spelling(qme_home):
+    served = Dashboard(qme_home, "--debug")
+    encoded = "".join(f"%{byte:02X}" for byte in TOKEN.encode())
+    spellings = {
+        "as typed": TOKEN,
+        "percent-encoded": encoded,
+        "lower-case escapes": encoded.lower(),
+        "one letter escaped": TOKEN.replace("Z", "%5a"),
+        "encoded twice": encoded.replace("%", "%25"),
+        "a near miss": TOKEN[:-1],
+        "in Basic auth": base64.b64encode(f"qme:{TOKEN}".encode()).decode(),
+    }
+    session = f"qme_session_{served.port}"
+    try:
+        logged_in = [
+            served.raw(f"GET {target} HTTP/1.1")[0]
+            for target in (
+                f"/api/tasks?token={TOKEN}",
+                f"/api/tasks?%74oken={TOKEN}",
+                f"/api/tasks?%74%6F%6B%65%6E={encoded}",
+                f"/api/tasks?limit=5&token={spellings['one letter escaped']}",
+            )
+        ]
+        assert logged_in == [200] * 4
+        entered = served.raw(f"GET /?status=failed&token={TOKEN} HTTP/1.1")
+        assert entered[0] == 303
+        cookie = entered[1]["set-cookie"].split(";")[0]
+        refused = [
+            ("GET", f"/api/tasks?token={spellings['a near miss']}", {}),
+            ("GET", f"/api/tasks?token={spellings['encoded twice']}", {}),
+            ("GET", "/api/tasks", {"Authorization": f"Basic {spellings['in Basic auth']}"}),
+            ("GET", "/api/tasks", {"X-Api-Key": TOKEN, "Cookie": f"token={TOKEN}"}),
+            ("GET", "/api/tasks", {"Cookie": f"{session}={TOKEN}"}),
+            ("POST", f"/api/tasks/x/rerun?token={TOKEN}", {"Origin": "http://evil.example"}),
+        ]
+        for method, target, headers in refused:
+            assert served.raw(f"{method} {target} HTTP/1.1", headers)[0] in (401, 403), target
+        bearer = {**BEARER, "Cookie": cookie}
+        for target in (
+            f"/api/tasks?key={TOKEN}&q={TOKEN}&access_token={encoded}",
+            f"/api/tasks/{TOKEN}",
+            f"/api/tasks/{encoded}/output",
+            f"/{TOKEN}",
+            f"/static/{TOKEN}",
+            f"/api/tasks?q=%ff{TOKEN}",
+        ):
+            assert served.raw(f"GET {target} HTTP/1.1", bearer)[0] in (200, 400, 404), target
+        origin = f"http://127.0.0.1:{served.port}"
+        assert " 101 " in served.upgrade(f"/ws?token={TOKEN}", Origin=origin)
+        # What gevent refuses before the app sees it is logged as an error, request line and all.
+        assert served.raw(f"GET /?token={TOKEN} HTTP/9.9")[0] == 400
+        assert served.raw(f"GET /?token={TOKEN}&pad={'x' * 9000} HTTP/1.1")[0] == 414
+    finally:
+        assert served.stop() == 0
+    log = (qme_home / "dashboard.log").read_text()
+    stderr = "".join(served.stderr)
+    assert "GET /api/tasks?limit=5&token=[redacted]" in log and "GET /api/tasks" in stderr
+    for where, text in (("dashboard.log", log), ("stderr", stderr)):
+        for how, spelling in spellings.items():
+            assert spelling not in text, f"the token {how} is in {where}"
+        assert cookie.split("=")[1] not in text, f"the session cookie is in {where}"
+
+
+def test_exposure_warning_whenever_the_address_is_not_loopback():
+    from qme.web.server import exposure_warning
+
+    for address in ("127.0.0.1", "127.0.0.2", "::1"):
+        for container in (False, True):
+            assert exposure_warning(address, address, 5000, container) is None
+    exposed = [("0.0.0.0", "0.0.0.0"), ("", "0.0.0.0"), ("::", "::"), ("box", "10.1.2.3")]
+    for host, address in exposed:
+        here = exposure_warning(host, address, 5000, False)
+        assert here.startswith(f"qme: warning: listening on {host}: other machines can reach")
+        inside = exposure_warning(host, address, 5000, True)
+        assert inside.startswith(f"qme: warning: listening on {host} in a container")
+        assert "the port it is published on" in inside and "-p 127.0.0.1:5000:5000" in inside
+
+
+# Raw query values (percent-escaped where need be), the hostile ones first.
+FUZZ_VALUES = [
+    "9223372036854775808",
+    "-9223372036854775809",
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "inf",
+    "0x10",
+    "%ff",
+    "%ff%fe",
+    "%c3",
+    "%ed%a0%80",  # a UTF-16 surrogate in UTF-8: not UTF-8
+    "%00",
+    "a%00b",
+    "",
+    "%e2%80%ae%3Cscript%3E",
+    "x" * 6000,
+    "5",
+]
+UNKNOWN_PARAMETERS = ["zz", "LIMIT", "%ff"]
+# A value for each kind of path wildcard in the app's routes (a new kind must add one).
+PATH_SAMPLES = {"task_id": None, "executor": "shell", "stream": None, "path": "qme.js", "name": "x"}
+
+
+def test_no_query_value_gives_a_500_on_any_route(queue, qme_home):
+    """Every route of the app (as Bottle lists them), each known parameter (from the
+    OpenAPI description) and a few unknown ones, with hostile values, over real HTTP:
+    never a 500, and a 400 (JSON for the API) where the value is bad."""
+    task = record(queue, "echo fuzzed", output=b"out\n", cwd=str(qme_home))
+    app = create_app(queue, TOKEN)
+    spec = json.loads((Path(pages.__file__).parent / "openapi.json").read_text())
+    executors_known = queue.executor_names()
+    served = Dashboard(qme_home)
+    tried, began = 0, time.monotonic()
+    try:
+        for route in app.routes:
+            for target in _targets(route, task.id):
+                described = spec["paths"].get(_described_as(route.rule, target), {})
+                params = {
+                    p["name"]: p["schema"]
+                    for p in described.get(route.method.lower(), {}).get("parameters", [])
+                    if p["in"] == "query"
+                }
+                for name in [*params, *UNKNOWN_PARAMETERS]:
+                    for value in FUZZ_VALUES:
+                        for query in (f"{name}={value}", f"{name}=5&{name}={value}"):
+                            bad = _unreadable(query) or _bad_value(
+                                name, value, params.get(name), executors_known
+                            )
+                            _check(served, route.method, f"{target}?{query}", bad)
+                            tried += 1
+    finally:
+        assert served.stop() == 0
+    assert tried > 1000 and time.monotonic() - began < 120
+    errors = (qme_home / "dashboard.log").read_text()
+    assert "Traceback" not in errors and '" 500 ' not in errors
+
+
+def _targets(route, task_id: str) -> list[str]:
+    """The route's rule with its wildcards filled in; a task that does not exist for
+    the methods that change something (so that the fuzzing changes nothing)."""
+    samples = {**PATH_SAMPLES, "task_id": task_id if route.method == "GET" else "shell-0000"}
+    targets = [route.rule]
+    for kind in re.findall(r"<(\w+)[^>]*>", route.rule):
+        assert kind in samples, f"{route.rule}: add a sample value for <{kind}> to PATH_SAMPLES"
+        values = ["output", "error"] if kind == "stream" else [samples[kind]]
+        pattern = rf"<{kind}[^>]*>"
+        targets = [re.sub(pattern, value, target) for target in targets for value in values]
+    return targets
+
+
+def _described_as(rule: str, target: str) -> str:
+    """The OpenAPI path of a route (the table `/` takes /api/tasks's parameters)."""
+    if rule == "/":
+        return "/api/tasks"
+    path = re.sub(r"<(\w+)(:[^>]*)?>", r"{\1}", rule)
+    return path.replace("{stream}", target.rsplit("/", 1)[-1])
+
+
+def _unreadable(query: str) -> bool:
+    raw = unquote_to_bytes(query)
+    try:
+        return "\0" in raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+
+
+def _bad_value(name: str, raw: str, schema: dict | None, executors_known) -> bool:
+    """Whether the route must refuse the value (400): what its description allows."""
+    value = unquote(raw)
+    if schema is None or value == "":
+        return False
+    if name == "executor":  # a string in the description; the names are the store's
+        return value not in executors_known
+    if schema.get("type") == "integer":
+        try:
+            number = int(value)
+        except ValueError:
+            return True
+        return not schema.get("minimum", -math.inf) <= number <= schema.get("maximum", math.inf)
+    return "enum" in schema and value not in schema["enum"]
+
+
+def _check(served: Dashboard, method: str, url: str, bad: bool) -> None:
+    status, headers, body = served.raw(f"{method} {url} HTTP/1.1", BEARER)
+    shown = url if len(url) < 200 else f"{url[:200]}…"
+    assert status != 500 and b"Traceback" not in body, (method, shown, body[:300])
+    if not bad:
+        return
+    assert status == 400, (method, shown, status, body[:300])
+    if url.startswith(("/api/", "/ws")):
+        assert headers["content-type"] == "application/json", (method, shown)
+        assert json.loads(body)["error"], (method, shown)
+    else:
+        assert headers["content-type"].startswith("text/html"), (method, shown)
