@@ -1,4 +1,6 @@
-"""The CLI commands other than the recording itself, through the real `qme` program."""
+"""The CLI commands other than the recording itself, through the real `qme` program:
+those that run commands, ask on the terminal or are about processes. The commands
+that only read (and config) run in-process in tests/test_cli_inprocess.py."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ import sys
 import pexpect
 import pytest
 from helpers import ok, one_error_line
-
-from qme.cli.parser import COMMANDS
 
 
 @pytest.fixture
@@ -27,63 +27,6 @@ def three(qme, tmp_path):
     ok(qme("run", "echo", "gamma", cwd=tmp_path / "sub"))
     tasks = json.loads(ok(qme("ls", "--json")))
     return [t["id"] for t in reversed(tasks)]
-
-
-def test_every_command_has_help(qme):
-    assert "usage: qme" in ok(qme("--help"))
-    for name in COMMANDS:
-        assert f"usage: qme {name}" in ok(qme(name, "--help"))
-
-
-def test_version(qme):
-    assert ok(qme("--version")).startswith("qme ")
-
-
-def test_get_last_by_prefix_and_streams(qme, three):
-    last = json.loads(ok(qme("get")))
-    assert last["id"] == three[2] and last["output"] == "gamma\n"
-    by_uuid = json.loads(ok(qme("get", three[1].split("-", 1)[1][:6])))
-    assert by_uuid["id"] == three[1]
-    assert by_uuid["message"] == "deploy notes"
-    assert (by_uuid["returncode"], by_uuid["status"]) == (4, "failed")
-    assert by_uuid["error"] == "oops\n"
-    for key in ("cwd", "user", "host", "pid", "started", "ended", "duration", "argv"):
-        assert by_uuid[key] is not None
-    assert qme("get", three[1][:12], "--output").stdout == b"beta\n"
-    assert qme("get", three[1], "--error").stdout == b"oops\n"
-
-
-def test_get_errors(qme, three, tmp_path):
-    assert "no task matches 'ffffffff'" in one_error_line(qme("get", "ffffffff"))
-    assert "matches several tasks" in one_error_line(qme("get", "shell"))
-    assert "no tasks yet" in one_error_line(qme("--config_dir", str(tmp_path / "empty"), "get"))
-
-
-def test_ls_table_and_filters(qme, three, tmp_path):
-    table = ok(qme("ls")).splitlines()
-    assert table[0].split() == ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
-    assert "echo alpha" in table[1] and "echo gamma" in table[3]  # newest last
-    assert "echo gamma" in ok(qme("ls", "--reverse")).splitlines()[1]
-    assert "failed" in ok(qme("ls", "--status", "failed"))
-    assert len(ok(qme("ls", "--limit", "1")).splitlines()) == 2
-    here = json.loads(ok(qme("ls", "--here", "--json", cwd=tmp_path / "sub")))
-    assert [t["id"] for t in here] == [three[2]]
-    assert json.loads(ok(qme("ls", "--since", "1h", "--json")))
-    assert json.loads(ok(qme("ls", "--until", "1h", "--json"))) == []
-    assert len(json.loads(ok(qme("ls", "shell", "--json")))) == 3
-    assert "unknown executor 'nosuch'" in one_error_line(qme("ls", "nosuch"))
-    assert qme("ls", "--since", "yesterdayish").returncode == 2
-
-
-def test_search(qme, three):
-    out = ok(qme("search", "OOPS"))
-    assert three[1].split("-", 1)[1][:8] in out and "error: oops" in out
-    hits = json.loads(ok(qme("search", "deploy", "--json")))
-    assert [h["id"] for h in hits] == [three[1]]
-    assert hits[0]["match"] == {"field": "message", "line": "deploy notes"}
-    assert qme("search", "absentword").returncode == 1
-    assert "nothing to search for" in one_error_line(qme("search", "--", "--"))
-    assert json.loads(ok(qme("search", "--rank", "echo", "--json")))
 
 
 def test_rerun_makes_a_linked_task(qme, three, tmp_path):
@@ -137,27 +80,6 @@ def test_clear_asks_on_the_terminal(qme_home, three):
     assert Queue(config_dir=qme_home).list() == []
 
 
-def test_config_show_set_and_errors(qme, qme_home):
-    shown = json.loads(ok(qme("config", "--json")))
-    assert shown["store"]["kind"] == "sqlite"
-    assert shown["settings"]["database"] == {"value": "sqlite", "source": "default"}
-    ok(qme("config", "--database", "filesystem"))
-    assert json.loads(ok(qme("config", "--json")))["store"]["kind"] == "filesystem"
-    assert oct((qme_home / "config.ini").stat().st_mode & 0o777) == "0o600"
-    env = {"QME_DATABASE": "sqlite"}
-    source = json.loads(ok(qme("config", "--json", env=env)))["settings"]["database"]["source"]
-    assert source == "environment (QME_DATABASE)"
-    ok(qme("config", "--set", "max_output", "1M"))
-    assert "max_output = 1M" in (qme_home / "config.ini").read_text()
-    ok(qme("config", "--unset", "max_output"))
-    assert "max_output" not in (qme_home / "config.ini").read_text()
-    assert "unknown setting 'colour'" in one_error_line(qme("config", "--set", "colour", "x"))
-    assert "has no setting 'foo'" in one_error_line(qme("config", "--set", "shell", "foo", "1"))
-    assert "unknown executor" in one_error_line(qme("config", "--set", "nosuch", "k", "v"))
-    assert "not a size" in one_error_line(qme("config", "--set", "max_output", "lots"))
-    assert "unknown database" in one_error_line(qme("config", "--database", "oracle"))
-
-
 def test_sqlite_file_in_config(qme, qme_home):
     ok(qme("config", "--database", "sqlite://other.db"))
     ok(qme("run", "true"))
@@ -173,24 +95,9 @@ def test_filesystem_store_keeps_queuemes_layout(qme, qme_home):
     assert ok(qme("search", "files", "--json", env=env))
 
 
-def test_broken_config_and_store_are_one_line_errors(qme, qme_home):
-    qme_home.mkdir(parents=True)
-    (qme_home / "config.ini").write_text("[DEFAULT\nthis is not ini")
-    assert "cannot read" in one_error_line(qme("ls"))
-    (qme_home / "config.ini").unlink()
-    (qme_home / "qme.db").write_bytes(b"this is not a database" * 100)
-    assert "qme.db" in one_error_line(qme("ls"))
-    assert "not a database" in one_error_line(qme("ls"))
-
-
 def test_debug_shows_the_traceback(qme):
     result = qme("--debug", "get", "ffffffff")
     assert result.returncode != 0 and b"Traceback" in result.stderr
-
-
-def test_generate_key(qme):
-    keys = {ok(qme("generate-key")).strip() for _ in range(2)}
-    assert len(keys) == 2 and all(len(k) >= 40 for k in keys)
 
 
 def test_shell_has_a_queue_ready(qme):

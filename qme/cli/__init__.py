@@ -2,7 +2,9 @@
 
 Library errors become one `qme: error: …` line and exit status 1; a traceback
 is shown only with --debug. Each subcommand lives in its own module with
-`add_parser(subparsers)` and `run(args) -> int`, its heavy imports inside `run`.
+`add_parser(subparsers, name)` and `run(args) -> int`, its heavy imports inside
+`run`; it reads and writes only through `args.env` (an `Environment`, see env.py,
+which also names the exit statuses), so `main(argv, env)` runs in-process in tests.
 `qme run` may wrap every command a user types, so it is parsed without argparse
 when its arguments are plain (see `qme.cli.run.parse_fast`).
 """
@@ -13,9 +15,8 @@ import os
 import sys
 
 from qme import console
+from qme.cli.env import ERROR, INTERRUPTED, OK, USAGE, Environment
 from qme.errors import QmeError
-
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def requested_command(argv: list[str]) -> str | None:
@@ -32,7 +33,9 @@ def requested_command(argv: list[str]) -> str | None:
     return None
 
 
-def parse(argv: list[str]):
+def parse(argv: list[str], env: Environment | None = None):
+    """The parsed arguments. argparse's help, version and usage errors go to env's
+    streams and raise SystemExit (0, or USAGE)."""
     from qme.cli.run import parse_fast
 
     args = parse_fast(argv)
@@ -40,11 +43,12 @@ def parse(argv: list[str]):
         return args
     from qme.cli.parser import build_parser
 
-    parser = build_parser(requested_command(argv))
+    env = Environment() if env is None else env
+    parser = build_parser(requested_command(argv), env)
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
-        raise SystemExit(2)
+        parser.print_help(env.stderr)
+        raise SystemExit(USAGE)
     return args
 
 
@@ -62,9 +66,9 @@ def _apply_log_level(args) -> None:
 
 
 def _configured_level(args) -> str | None:
-    from qme.config import Settings
+    from qme.api import Queue
 
-    return Settings.load(args.config_dir).log_level_if_readable()
+    return Queue(args.config_dir).settings.log_level_if_readable()
 
 
 def launch() -> None:
@@ -72,8 +76,9 @@ def launch() -> None:
     without Python's finalization, which costs its start-up budget milliseconds and
     has nothing to do there (no threads, no atexit handlers, stdio flushed here)."""
     _fill_closed_stdio()
-    args = parse(sys.argv[1:])
-    code = handle(args)
+    env = Environment()
+    args = parse(sys.argv[1:], env)
+    code = handle(args, env)
     if args.command != "run":
         raise SystemExit(code)
     for stream in (sys.stdout, sys.stderr):
@@ -101,33 +106,53 @@ def _fill_closed_stdio() -> None:
                 os.close(null)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return handle(parse(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run qme with argv (default: sys.argv[1:]) in env (default: this process's
+    streams); its exit status. --help, --version and usage errors return theirs
+    rather than raising SystemExit."""
+    env = Environment() if env is None else env
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv, env)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (ERROR if exc.code else OK)
+    return handle(args, env)
 
 
-def handle(args) -> int:
-    """Run the parsed command; its exit status."""
+def handle(args, env: Environment | None = None) -> int:
+    """Run the parsed command in env (given to it as args.env); its exit status."""
+    env = args.env = Environment() if env is None else env
+    if args.config_dir is None:
+        args.config_dir = env.config_dir
+    else:
+        env.config_dir = args.config_dir
     try:
         _apply_log_level(args)
         return args.handler(args)
     except QmeError as exc:
         if args.debug:
             raise
-        print(f"qme: error: {exc}", file=sys.stderr)
+        env.err(f"qme: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         if args.debug:
             raise
-        return EXIT_INTERRUPTED
+        return INTERRUPTED
     except BrokenPipeError:
         # `qme ls | head`: the reader left; exit quietly like other Unix tools.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        _silence(env.stdout)
+        return OK
     except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
         if args.debug:
             raise
-        print(
-            f"qme: error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        env.err(f"qme: error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        return ERROR
+
+
+def _silence(stream) -> None:
+    """/dev/null under a stream whose reader left, so that flushing it at exit does
+    not fail again."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's StringIO)
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qme.cli.env import OK
+
 HELP = """\
 Cancel a running task: its executor's own cancel where it has one (a Slurm job:
 scancel; a detached container: stop), else SIGTERM to the command (its whole
@@ -28,8 +30,6 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    import sys
-
     from qme.cli import make_queue
     from qme.cli.picker import given_or_picked
     from qme.cli.render import print_json
@@ -38,7 +38,7 @@ def run(args) -> int:
     task = queue.get(given_or_picked(queue, args, "Cancel which task?"), streams=False)
     done, answer = queue.cancel(task)
     if args.json:
-        print_json({"id": task.id, "done": done, "result": answer})
+        print_json(args.env, {"id": task.id, "done": done, "result": answer})
     else:
-        print(done, file=sys.stderr)
-    return 0
+        args.env.err(done)
+    return OK

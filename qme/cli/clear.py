@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from qme.cli.env import ERROR, OK
 from qme.errors import QmeError
 
 TYPE_CHECKING = False
@@ -53,7 +52,7 @@ def run(args) -> int:
     given = [bool(args.target), args.last, args.all]
     if sum(given) > 1:
         raise QmeError("give one of a target, --last or --all")
-    picking = not any(given) and not args.force and interactive()
+    picking = not any(given) and not args.force and interactive(args.env)
     if not (any(given) or args.force or picking):
         raise QmeError("say what to clear: a task id, an executor name, --last or --all")
     queue = make_queue(args)
@@ -77,8 +76,8 @@ def run(args) -> int:
         if answer is None:
             raise QmeError("not deleting: no terminal to confirm on (use --force)")
         if not answer:
-            print("Nothing deleted.", file=sys.stderr)
-            return 1
+            args.env.err("Nothing deleted.")
+            return ERROR
     count = sum(queue.clear(target) for target in targets)
-    print(f"Deleted {count} task{'s' if count != 1 else ''}.", file=sys.stderr)
-    return 0
+    args.env.err(f"Deleted {count} task{'s' if count != 1 else ''}.")
+    return OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from qme.cli.env import OK
 from qme.errors import ConfigError
 
 HELP = """\
@@ -52,22 +53,22 @@ def run(args) -> int:
         shown = queue.set_setting(key, value, executor)
         where = f" [executor.{executor}]" if executor else ""
         done = f"Saved{where} {key} = {shown}" if value is not None else f"Removed{where} {key}"
-        print(f"{done} in {queue.settings.config_file}")
+        args.env.out(f"{done} in {queue.settings.config_file}")
     if changes:
-        return 0
-    return _show(queue.configuration(), args.json)
+        return OK
+    return _show(args.env, queue.configuration(), args.json)
 
 
-def _show(configuration: dict, as_json: bool) -> int:
+def _show(env, configuration: dict, as_json: bool) -> int:
     from qme.cli.render import print_json, table
 
     if as_json:
-        print_json(configuration)
-        return 0
+        print_json(env, configuration)
+        return OK
     store = configuration["store"]
-    print(f"home:   {configuration['home']}")
-    print(f"store:  {store['kind']} at {store['path']}")
-    print()
+    env.out(f"home:   {configuration['home']}")
+    env.out(f"store:  {store['kind']} at {store['path']}")
+    env.out()
     rows = [[key, s["value"], s["source"]] for key, s in configuration["settings"].items()]
-    table(["SETTING", "VALUE", "FROM"], rows)
-    return 0
+    table(env, ["SETTING", "VALUE", "FROM"], rows)
+    return OK

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from qme.cli.env import OK, USAGE
 from qme.errors import QmeError
 
 HELP = """\
@@ -24,7 +24,7 @@ actions. NAME=VALUE words are passed to the action.
 
 
 class UsageError(QmeError):
-    exit_code = 2
+    exit_code = USAGE
 
 
 def add_parser(subparsers, name):
@@ -51,11 +51,12 @@ def run(args) -> int:
     options = dict(w.split("=", 1) for w in args.words if _is_option(w))
     queue = make_queue(args)
     known = queue.executor_names()
+    env = args.env
     if len(positional) == 1 and not options and positional[0] in known:
-        return _list_actions(queue, positional[0], args.json)
+        return _list_actions(env, queue, positional[0], args.json)
     from qme.cli.picker import interactive
 
-    if len(positional) not in (1, 2) and (positional or options or not interactive()):
+    if len(positional) not in (1, 2) and (positional or options or not interactive(env)):
         raise UsageError(
             "say which action to run (qme exec [TASK] ACTION [NAME=VALUE …]) or which "
             "executor's actions to list (qme exec EXECUTOR)"
@@ -70,13 +71,13 @@ def run(args) -> int:
     if found is None:
         raise _no_such_action(queue, task, name, actions, known)
     if found.streams and not args.json:
-        options["write"] = _write
+        options["write"] = lambda text: _write(env, text)
     result = queue.run_action(task, name, **options)
     if args.json:
-        print_json(result)
+        print_json(env, result)
     elif not found.streams:
-        render(result)
-    return 0
+        render(env, result)
+    return OK
 
 
 def _is_option(word: str) -> bool:
@@ -123,25 +124,26 @@ def _no_such_action(queue, task, name: str, actions: dict, known: list[str]) -> 
     )
 
 
-def _list_actions(queue, name: str, as_json: bool) -> int:
+def _list_actions(env, queue, name: str, as_json: bool) -> int:
     from qme.cli.render import print_json, table
 
     actions = queue.actions(name)
+    described = {k: v.description for k, v in actions.items()}
     if as_json:
-        print_json({"executor": name, "actions": {k: v.description for k, v in actions.items()}})
+        print_json(env, {"executor": name, "actions": described})
     elif actions:
-        table(["ACTION", "WHAT IT DOES"], [[k, v.description] for k, v in actions.items()])
+        table(env, ["ACTION", "WHAT IT DOES"], [[k, v] for k, v in described.items()])
     else:
-        print(f"the {name} executor has no actions")
-    return 0
+        env.out(f"the {name} executor has no actions")
+    return OK
 
 
-def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+def _write(env, text: str) -> None:
+    env.stdout.write(text)
+    env.stdout.flush()
 
 
-def render(result) -> None:
+def render(env, result) -> None:
     """An action's result, readably: text as it is, a mapping as 'key: value'
     lines (file contents under '==> name <==' headers), rows as a table."""
     from qme.cli.render import table
@@ -149,30 +151,30 @@ def render(result) -> None:
     if result is None:
         return
     if isinstance(result, str):
-        sys.stdout.write(result if result.endswith("\n") or not result else result + "\n")
+        env.stdout.write(result if result.endswith("\n") or not result else result + "\n")
     elif (
         isinstance(result, dict)
         and result
         and all(isinstance(v, str) and "\n" in v or v is None for v in result.values())
     ):
         for key, text in result.items():
-            print(f"==> {key} <==")
-            render(text if text is not None else "(not written yet)")
+            env.out(f"==> {key} <==")
+            render(env, text if text is not None else "(not written yet)")
     elif isinstance(result, dict):
         scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
         width = max((len(str(k)) for k in scalars), default=0)
         for key, value in scalars.items():
-            print(f"{str(key) + ':':<{width + 1}} {'' if value is None else value}")
+            env.out(f"{str(key) + ':':<{width + 1}} {'' if value is None else value}")
         for key, value in result.items():
             if isinstance(value, (list, dict)):
-                print(f"{key}:")
-                render(value)
+                env.out(f"{key}:")
+                render(env, value)
     elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
         headers = list(dict.fromkeys(k for row in result for k in row))
         rows = [[str(row.get(h, "")) for h in headers] for row in result]
-        table([h.upper() for h in headers], rows)
+        table(env, [h.upper() for h in headers], rows)
     elif isinstance(result, list):
         for item in result:
-            print(item)
+            env.out(str(item))
     else:
-        print(result)
+        env.out(str(result))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qme.cli.env import OK
+
 
 def add_parser(subparsers, name):
     return subparsers.add_parser(
@@ -15,5 +17,5 @@ def add_parser(subparsers, name):
 def run(args) -> int:
     import secrets
 
-    print(secrets.token_urlsafe(32))
-    return 0
+    args.env.out(secrets.token_urlsafe(32))
+    return OK

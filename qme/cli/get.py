@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from qme.cli.env import OK
 
 
 def add_parser(subparsers, name):
@@ -35,9 +35,18 @@ def run(args) -> int:
     queue = make_queue(args)
     task = queue.get(given_or_picked(queue, args, "Show which task?"))
     if args.output or args.error:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(task.output if args.output else task.error)
-        sys.stdout.buffer.flush()
-        return 0
-    print_json(task.to_dict())
-    return 0
+        _write_bytes(args.env.stdout, task.output if args.output else task.error)
+        return OK
+    print_json(args.env, task.to_dict())
+    return OK
+
+
+def _write_bytes(stream, data: bytes) -> None:
+    """Bytes as they are to a text stream's buffer (decoded where it has none)."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(data.decode(errors="replace"))
+    else:
+        buffer.write(data)
+        buffer.flush()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from qme.cli.env import OK
+
 HELP = """\
 Print the shell integration, to load from your shell's startup file:
 
@@ -47,12 +49,9 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    import sys
+    from qme.api import shell_hooks
 
-    from qme.session.proxy import hook_path
-
-    with open(hook_path(args.shell), encoding="utf-8") as handle:
-        sys.stdout.write(handle.read())
+    args.env.stdout.write(shell_hooks(args.shell))
     if args.auto:
-        sys.stdout.write(AUTO[args.shell])
-    return 0
+        args.env.stdout.write(AUTO[args.shell])
+    return OK

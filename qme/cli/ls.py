@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from qme.cli.env import OK
 from qme.cli.timespec import point_in_time
 from qme.errors import QmeError
 from qme.task import STATUSES
@@ -68,8 +69,8 @@ def run(args) -> int:
         user=args.user,
     )
     if args.json:
-        print_json([t.to_dict() for t in tasks])
-        return 0
+        print_json(args.env, [t.to_dict() for t in tasks])
+        return OK
     if not args.reverse:
         tasks.reverse()
     rows = [
@@ -86,5 +87,5 @@ def run(args) -> int:
     ]
     if rows:
         headers = ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
-        table(headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
-    return 0
+        table(args.env, headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
+    return OK

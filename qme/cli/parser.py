@@ -7,8 +7,8 @@ import importlib
 import sys
 
 from qme import __version__, console
+from qme.cli.env import USAGE, Environment
 
-EXIT_USAGE = 2
 # command -> the module in qme.cli that defines it
 COMMANDS = {
     name.replace("_", "-"): name
@@ -35,14 +35,32 @@ COMMANDS.update({"export": "transfer", "import": "transfer"})
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse's parser, writing its help, usage and errors to env's streams."""
+
+    def __init__(self, *args, env: Environment | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.env = Environment() if env is None else env
+
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"qme: error: {message}\n")
+        self.print_usage(self.env.stderr)
+        self.exit(USAGE, f"qme: error: {message}\n")
+
+    def _print_message(self, message: str, file=None) -> None:
+        # argparse writes all it says through here, to sys.stdout or sys.stderr.
+        file = self.env.stdout if file is sys.stdout else file
+        file = self.env.stderr if file is None or file is sys.stderr else file
+        if message:
+            try:
+                file.write(message)
+            except (AttributeError, OSError):
+                pass  # as argparse: a closed stream cannot be told
 
 
-def build_parser(only: str | None = None) -> Parser:
+def build_parser(only: str | None = None, env: Environment | None = None) -> Parser:
     """The parser; with `only`, just that subcommand's (start-up time matters)."""
+    env = Environment() if env is None else env
     parser = Parser(
+        env=env,
         prog="qme",
         description="Keep a live, searchable record of the commands you run.",
         epilog="Run 'qme COMMAND --help' for the options of each command.",
@@ -68,7 +86,9 @@ def build_parser(only: str | None = None) -> Parser:
         help="use this store for one command (sqlite, sqlite://FILE, filesystem)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=lambda **kw: Parser(env=env, **kw)
+    )
     for name in [only] if only else COMMANDS:
         module = importlib.import_module(f"qme.cli.{COMMANDS[name]}")
         sub = module.add_parser(subparsers, name)

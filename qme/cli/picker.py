@@ -11,7 +11,6 @@ with status 130 and nothing has changed.
 
 from __future__ import annotations
 
-import sys
 import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from qme.api import Queue
+    from qme.cli.env import Environment
     from qme.task import Task
 
     T = TypeVar("T")
@@ -39,12 +39,9 @@ class Cancelled(KeyboardInterrupt):
     anywhere else, the CLI exits with 130."""
 
 
-def interactive() -> bool:
+def interactive(env: Environment) -> bool:
     """Whether a picker can be shown: stdin and stdout are both terminals."""
-    try:
-        return sys.stdin.isatty() and sys.stdout.isatty()
-    except (AttributeError, ValueError):  # closed or missing (pythonw, daemons)
-        return False
+    return env.stdin_isatty and env.stdout_isatty
 
 
 def pick_one(choices: Sequence[tuple[str, T]], prompt: str) -> T:
@@ -98,7 +95,7 @@ def pick_task(
 def given_or_picked(queue: Queue, args, prompt: str) -> str | None:
     """args.id; or, when none is given on a terminal and not --last, the id of a
     task picked from the recent ones (None means the last task)."""
-    if args.id is None and not args.last and interactive():
+    if args.id is None and not args.last and interactive(args.env):
         return pick_task(queue, prompt=prompt).id
     return args.id
 

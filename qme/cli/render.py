@@ -1,21 +1,25 @@
-"""Plain-text rendering for the terminal: tables, ages, durations, colours."""
+"""Plain-text rendering for the terminal: tables, ages, durations, colours.
+
+What is printed goes to env.stdout, coloured when env.colors says so (see env.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import sys
 import time
 
-from qme.console import use_color
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from qme.cli.env import Environment
 
 STATUS_COLORS = {"complete": "32", "failed": "31", "cancelled": "33", "lost": "35", "running": "36"}
 
 
-def print_json(value) -> None:
-    json.dump(value, sys.stdout, indent=4, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+def print_json(env: Environment, value) -> None:
+    json.dump(value, env.stdout, indent=4, ensure_ascii=False, default=str)
+    env.stdout.write("\n")
 
 
 def colored(text: str, code: str | None, enabled: bool) -> str:
@@ -56,13 +60,16 @@ def one_line(text: str) -> str:
 
 
 def table(
-    headers: list[str], rows: list[list[str]], status_colors: list[str | None] | None = None
+    env: Environment,
+    headers: list[str],
+    rows: list[list[str]],
+    status_colors: list[str | None] | None = None,
 ) -> None:
-    """Columns padded to their widest cell; the last one cut to the terminal's width.
-    status_colors colour the second column (the status) row by row."""
-    enabled = use_color(sys.stdout)
+    """Columns padded to their widest cell; on a terminal, the last one cut to its
+    width. status_colors colour the second column (the status) row by row."""
+    enabled = env.colors
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
+    width = shutil.get_terminal_size((120, 24)).columns if env.stdout_isatty else None
 
     def line(cells: list[str], color: str | None = None) -> str:
         padded = [c.ljust(w) for c, w in zip(cells[:-1], widths)]
@@ -74,6 +81,6 @@ def table(
             padded[1] = colored(padded[1], color, enabled)
         return "  ".join([*padded, last])
 
-    print(colored(line(headers), "1", enabled))
+    env.out(colored(line(headers), "1", enabled))
     for i, row in enumerate(rows):
-        print(line(row, status_colors[i] if status_colors else None))
+        env.out(line(row, status_colors[i] if status_colors else None))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 HELP = """\
 Run COMMAND as if typed, recording its output, exit status and metadata.
 The task exists while the command runs (see it with 'qme ls' / 'qme get').
@@ -131,12 +129,10 @@ def run(args) -> int:
     queue = Queue(args.config_dir, database=args.database, log_level=args.log_level)
     executor = args.executor
     if args.verbose and not executor:  # its id is printed: name it here
-        from qme.origin import command_line
-
-        executor = queue.executor_for(command_line(cmd)[1])
+        executor = queue.executor_for(cmd)
     task = queue.run(
         cmd, message=args.run_message or args.message, executor=executor, writer_process=True
     )
     if args.verbose:
-        print(f"[{task.id}][returncode: {task.returncode}]", file=sys.stderr)
+        args.env.err(f"[{task.id}][returncode: {task.returncode}]")
     return task.returncode

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qme.cli.env import ERROR, OK
+
 DEFAULT_LIMIT = 20
 
 
@@ -24,33 +26,32 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    import sys
-
     from qme.cli import make_queue
     from qme.cli.render import age, colored, one_line, print_json
-    from qme.console import use_color
 
     hits = make_queue(args).search(
         *args.terms, executor=args.executor, limit=args.limit, rank=args.rank
     )
     if args.json:
         print_json(
+            args.env,
             [
                 {**hit.task.to_dict(), "match": {"field": hit.field, "line": _plain(hit.line)}}
                 for hit in hits
-            ]
+            ],
         )
-        return 0 if hits else 1
-    color = use_color(sys.stdout)
+        return OK if hits else ERROR
+    env = args.env
+    color = env.colors
     for hit in hits:
         task = hit.task
         line = one_line(hit.line).replace("\x02", "\x1b[1;33m" if color else "")
         line = line.replace("\x03", "\x1b[0m" if color else "")
         short_id = colored(task.short_id, "2", color)
-        print(f"{short_id}  {age(task.started):>8}  {one_line(task.command)}")
+        env.out(f"{short_id}  {age(task.started):>8}  {one_line(task.command)}")
         if hit.field != "command":
-            print(f"    {hit.field}: {line}")
-    return 0 if hits else 1
+            env.out(f"    {hit.field}: {line}")
+    return OK if hits else ERROR
 
 
 def _plain(line: str) -> str:

@@ -17,6 +17,5 @@ def add_parser(subparsers, name):
 
 def run(args) -> int:
     from qme.cli import make_queue
-    from qme.session.proxy import run_session
 
-    return run_session(make_queue(args).settings, args.shell)
+    return make_queue(args).record_session(args.shell)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from qme.cli.env import OK
 from qme.errors import QmeError
 
 SHELLS = ("ipython", "bpython", "python")
@@ -32,7 +33,7 @@ def run(args) -> int:
     banner = f"qme: `queue` is ready (store: {queue.database} in {queue.settings.home})"
     for name in [wanted] if wanted else SHELLS:
         if _start(name, namespace, banner):
-            return 0
+            return OK
     raise QmeError(f"{wanted} is not installed")
 
 

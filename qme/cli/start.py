@@ -71,5 +71,10 @@ def run(args) -> int:
         debug=args.debug or args.start_debug,
         period=period,
         log_file=os.path.join(queue.settings.home, DASHBOARD_LOG),
-        announce=lambda text: print(text, flush=True),
+        announce=lambda text: _announce(args.env, text),
     )
+
+
+def _announce(env, text: str) -> None:
+    env.out(text)
+    env.stdout.flush()  # at once: whoever started the dashboard waits for its address

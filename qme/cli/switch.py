@@ -8,7 +8,8 @@ fallback: `qme on` starts a recorded shell session, the others explain.
 from __future__ import annotations
 
 import os
-import sys
+
+from qme.cli.env import ERROR, OK
 
 HELP = {
     "on": "record every command typed in this shell (starts a qme session)",
@@ -25,25 +26,20 @@ def run(args) -> int:
     session = os.environ.get("QME_SESSION")
     if args.command == "on":
         if session:
-            print(
+            args.env.err(
                 "qme: already in a qme session; load the shell integration "
-                "(qme init) to pause and resume it",
-                file=sys.stderr,
+                "(qme init) to pause and resume it"
             )
-            return 1
+            return ERROR
         from qme.cli.session import run as run_session
 
         args.shell = None
         return run_session(args)
     if session:
-        print(
+        args.env.err(
             f"qme: this shell is in qme session {session}, but without the shell "
-            "integration loaded (qme init) it cannot be paused from here",
-            file=sys.stderr,
+            "integration loaded (qme init) it cannot be paused from here"
         )
     else:
-        print(
-            "qme: not recording: this shell is not in a qme session ('qme on' starts one)",
-            file=sys.stderr,
-        )
-    return 0 if args.command == "status" else 1
+        args.env.err("qme: not recording: this shell is not in a qme session ('qme on' starts one)")
+    return OK if args.command == "status" else ERROR

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from qme.cli.env import OK
 
 HELP = """\
 When the store cannot be written (a server down, a database locked or broken),
@@ -30,10 +30,10 @@ def run(args) -> int:
     queue = make_queue(args)
     if args.list:
         for path, task in queue.spooled():
-            print(f"{task.id if task else '?'}\t{task.command if task else path}")
-        return 0
+            args.env.out(f"{task.id if task else '?'}\t{task.command if task else path}")
+        return OK
     synced = queue.sync()
-    print(f"delivered {synced.delivered} of {synced.waiting} spooled record(s)", file=sys.stderr)
+    args.env.err(f"delivered {synced.delivered} of {synced.waiting} spooled record(s)")
     if synced.left:
-        print(f"{synced.left} still wait in {synced.folder} (being written?)", file=sys.stderr)
-    return 0
+        args.env.err(f"{synced.left} still wait in {synced.folder} (being written?)")
+    return OK

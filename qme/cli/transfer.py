@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from qme.cli.env import OK
 from qme.cli.timespec import point_in_time
 
 HELP = {
@@ -41,29 +40,29 @@ def run(args) -> int:
 
     queue = make_queue(args)
     if args.command == "export":
-        with _open(args.file, "w") as out:
+        with _open(args.file, "w", args.env.stdout) as out:
             count = queue.export(
                 out, args.executor, since=args.since, until=args.until, as_json=args.json
             )
-        print(f"qme: exported {_tasks(count)}", file=sys.stderr)
-        return 0
-    with _open(args.file, "r") as source:
+        args.env.err(f"qme: exported {_tasks(count)}")
+        return OK
+    with _open(args.file, "r", args.env.stdin) as source:
         done = queue.import_from(source, replace=args.replace)
     skipped = f" ({_tasks(done.skipped)} already there, skipped)" if done.skipped else ""
-    print(f"qme: imported {_tasks(done.added)}{skipped}", file=sys.stderr)
-    return 0
+    args.env.err(f"qme: imported {_tasks(done.added)}{skipped}")
+    return OK
 
 
 def _tasks(count: int) -> str:
     return f"{count} task{'' if count == 1 else 's'}"
 
 
-def _open(path: str, mode: str):
-    """The file, or stdin/stdout for '-' (left open when done)."""
+def _open(path: str, mode: str, standard):
+    """The file, or for '-' the standard stream given (left open when done)."""
     from contextlib import nullcontext
 
     if path == "-":
-        return nullcontext(sys.stdout if mode == "w" else sys.stdin)
+        return nullcontext(standard)
     from qme.errors import QmeError
 
     try:
