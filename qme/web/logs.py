@@ -116,6 +116,10 @@ class ScrubbingStream(io.TextIOBase):
     def fileno(self) -> int:
         return self._stream.fileno()
 
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", "utf-8")
+
     def isatty(self) -> bool:
         return self._stream.isatty()
 
