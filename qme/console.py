@@ -6,7 +6,6 @@ every command a user types, and these few lines are all it needs.
 
 from __future__ import annotations
 
-import os
 import sys
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50}
@@ -60,13 +59,3 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     _emit("WARNING", message)
-
-
-def use_color(stream) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -32,6 +32,7 @@ def qme_home(tmp_path, monkeypatch) -> Path:
         "QME_MAX_OUTPUT",
         "QME_SHELL",
         "NO_COLOR",
+        "FORCE_COLOR",
     ):
         monkeypatch.delenv(name, raising=False)
     return home
