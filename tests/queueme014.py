@@ -86,6 +86,7 @@ def snapshot(home: Path) -> dict[str, object]:
             found[str(path.relative_to(home))] = path.read_bytes()
     if (home / "qme.db").exists():
         db = sqlite3.connect(f"file:{home / 'qme.db'}?mode=ro", uri=True)
-        found["task table"] = db.execute("SELECT * FROM task ORDER BY taskid").fetchall()
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'task'").fetchone():
+            found["task table"] = db.execute("SELECT * FROM task ORDER BY taskid").fetchall()
         db.close()
     return found

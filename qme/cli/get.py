@@ -24,20 +24,27 @@ def add_parser(subparsers, name):
     stream.add_argument(
         "--error", action="store_true", help="print the captured stderr, byte for byte"
     )
+    parser.add_argument(
+        "--format",
+        choices=["qme", "queueme"],
+        default="qme",
+        help="queueme: QueueMe 0.0.14's nested JSON ({executor, uid, command, data})",
+    )
     return parser
 
 
 def run(args) -> int:
-    from qme.cli import make_queue
+    from qme.cli import make_queue, queueme
     from qme.cli.picker import given_or_picked
     from qme.cli.render import print_json
 
     queue = make_queue(args)
+    queueme.hint(args.env, queue)
     task = queue.get(given_or_picked(queue, args, "Show which task?"))
     if args.output or args.error:
         _write_bytes(args.env.stdout, task.output if args.output else task.error)
         return OK
-    print_json(args.env, task.to_dict())
+    print_json(args.env, queue.queueme_record(task) if args.format == "queueme" else task.to_dict())
     return OK
 
 

@@ -41,9 +41,15 @@ def add_parser(subparsers, name):
     )
     parser.add_argument("--host", help="only tasks recorded on this machine (a shared store)")
     parser.add_argument("--user", help="only tasks recorded by this user (a shared store)")
-    parser.add_argument("-n", "--limit", type=int, default=DEFAULT_LIMIT, metavar="N")
+    parser.add_argument("-n", "--limit", type=int, metavar="N")
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
+    parser.add_argument(
+        "--format",
+        choices=["table", "queueme"],
+        default="table",
+        help="queueme: QueueMe 0.0.14's 'N  <taskid>\\t<command>', every task, oldest first",
+    )
     return parser
 
 
@@ -57,13 +63,17 @@ def run(args) -> int:
         session = os.environ.get("QME_SESSION")
         if not session:
             raise QmeError("this shell is not in a qme session ('qme on' starts one)")
-    tasks = make_queue(args).list(
+    from qme.cli import queueme
+
+    queue = make_queue(args)
+    queueme.hint(args.env, queue)
+    tasks = queue.list(
         args.executor,
         status=args.status,
         cwd=cwd,
         since=args.since,
         until=args.until,
-        limit=args.limit or None,
+        limit=_limit(args),
         session=session,
         host=args.host,
         user=args.user,
@@ -73,6 +83,9 @@ def run(args) -> int:
         return OK
     if not args.reverse:
         tasks.reverse()
+    if args.format == "queueme":
+        queueme.listing(args.env, tasks)
+        return OK
     rows = [
         [
             t.short_id,
@@ -89,3 +102,10 @@ def run(args) -> int:
         headers = ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
         table(args.env, headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
     return OK
+
+
+def _limit(args) -> int | None:
+    """-n N (0: all); by default the last DEFAULT_LIMIT, or all in QueueMe's format."""
+    if args.limit is None:
+        return None if args.format == "queueme" else DEFAULT_LIMIT
+    return args.limit or None

@@ -26,12 +26,12 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    from qme.cli import make_queue
+    from qme.cli import make_queue, queueme
     from qme.cli.render import age, colored, one_line, print_json
 
-    hits = make_queue(args).search(
-        *args.terms, executor=args.executor, limit=args.limit, rank=args.rank
-    )
+    queue = make_queue(args)
+    queueme.hint(args.env, queue)
+    hits = queue.search(*args.terms, executor=args.executor, limit=args.limit, rank=args.rank)
     if args.json:
         print_json(
             args.env,

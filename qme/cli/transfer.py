@@ -32,6 +32,14 @@ def add_parser(subparsers, name):
         parser.add_argument(
             "--replace", action="store_true", help="replace tasks the store has already"
         )
+        parser.add_argument(
+            "--from-queueme",
+            nargs="?",
+            const="",
+            metavar="HOME",
+            help="instead of an export: the tasks of a QueueMe 0.0.14 home (default: this "
+            "one), from its files and its SQLite file, which are only read",
+        )
     return parser
 
 
@@ -46,8 +54,11 @@ def run(args) -> int:
             )
         args.env.err(f"qme: exported {_tasks(count)}")
         return OK
-    with _open(args.file, "r", args.env.stdin) as source:
-        done = queue.import_from(source, replace=args.replace)
+    if args.from_queueme is not None:
+        done = queue.import_queueme(args.from_queueme or None, replace=args.replace)
+    else:
+        with _open(args.file, "r", args.env.stdin) as source:
+            done = queue.import_from(source, replace=args.replace)
     skipped = f" ({_tasks(done.skipped)} already there, skipped)" if done.skipped else ""
     args.env.err(f"qme: imported {_tasks(done.added)}{skipped}")
     return OK
