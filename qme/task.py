@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal  # not `signal`, which imports enum (start-up time)
 import os
 import time
 
@@ -22,16 +23,22 @@ if TYPE_CHECKING:
 
 RUNNING, COMPLETE, FAILED, CANCELLED, LOST = "running", "complete", "failed", "cancelled", "lost"
 PENDING, TIMEOUT = "pending", "timeout"  # from executors whose jobs wait in a queue (slurm)
-STATUSES = (PENDING, RUNNING, COMPLETE, FAILED, CANCELLED, TIMEOUT, LOST)
+STOPPED = "stopped"  # a job stopped by Ctrl-Z in a recorded shell; `fg` resumes it
+STATUSES = (PENDING, RUNNING, STOPPED, COMPLETE, FAILED, CANCELLED, TIMEOUT, LOST)
 STREAMS = ("output", "error")
 # SIGHUP, SIGINT, SIGKILL, SIGTERM: the user (or the system) stopped the command.
 CANCEL_SIGNALS = frozenset({1, 2, 9, 15})
+# SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: a shell reports a stopped job as 128+N.
+STOP_SIGNALS = frozenset({_signal.SIGSTOP, _signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU})
 
 
 def status_of(returncode: int | None, signal: int | None = None) -> str:
     """The one rule for how a command ended: cancelled when a cancelling signal
     killed it, when it exited 130 (Ctrl-C, as shells report it) or with no status
-    at all (its shell went away); else complete on 0, failed otherwise."""
+    at all (its shell went away); stopped (not ended) when a stop signal stopped
+    it (Ctrl-Z, as a shell reports it); else complete on 0, failed otherwise."""
+    if signal in STOP_SIGNALS:
+        return STOPPED
     if returncode is None or signal in CANCEL_SIGNALS or returncode == 130:
         return CANCELLED
     return COMPLETE if returncode == 0 else FAILED
@@ -121,10 +128,14 @@ class Task(Record):
 
     def end(self, returncode: int | None, signal: int | None = None, rusage=None) -> None:
         """The command has ended now, with this exit status (128+N and signal N when
-        signal N killed it; None when unknown) and resource usage (os.wait4's)."""
+        signal N killed it; None when unknown) and resource usage (os.wait4's).
+        Stopped (signal N a stop signal) is not an end: it goes on when resumed."""
+        self.status = status_of(returncode, signal)
+        if self.status == STOPPED:
+            self.ended, self.returncode, self.signal = None, None, signal
+            return
         self.ended = time.time()
         self.returncode, self.signal = returncode, signal
-        self.status = status_of(returncode, signal)
         if rusage is not None:
             self.max_rss = rusage.ru_maxrss * 1024  # Linux reports KiB
             self.cpu_user = round(rusage.ru_utime, 6)
@@ -144,7 +155,7 @@ class Task(Record):
 
     @property
     def finished(self) -> bool:
-        return self.status not in (RUNNING, PENDING)
+        return self.status not in (RUNNING, PENDING, STOPPED)
 
     def load(self) -> dict[str, Any]:
         """Re-read the record from the store and return it as a dict (QueueMe's API)."""

@@ -9,7 +9,7 @@ from collections import namedtuple
 from qme import liveness, pending
 from qme.config import Settings
 from qme.errors import NoSuchAction, QmeError
-from qme.task import LOST, RUNNING, Task
+from qme.task import LOST, RUNNING, STOPPED, Task
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def mark_lost(tasks: list[Task], home: str) -> list[Task]:
     lost = []
     for task in tasks:
         if (
-            task.status == RUNNING
+            task.status in (RUNNING, STOPPED)
             and task.host == here
             and not liveness.is_alive(task.recorder)
             and not pending.being_written(home, task.recorder)

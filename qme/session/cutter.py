@@ -17,8 +17,8 @@ from collections.abc import Callable
 from qme import liveness
 from qme.recorder.capture import StreamCapture
 from qme.session.filters import CommandFilter
-from qme.session.marks import MarkParser, Start
-from qme.task import Task, signal_in_status
+from qme.session.marks import Loaded, MarkParser, Start
+from qme.task import RUNNING, STOPPED, Task, signal_in_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,15 +29,25 @@ if TYPE_CHECKING:
 # arrive in one read and the end mark in the next, so it is held back until then.
 _ZSH_PROMPT_SP = re.compile(rb"(?:\x1b\[[0-9;]*m)*[^\s\x1b]?(?:\x1b\[[0-9;]*m)* +\r \r\Z")
 _PROMPT_SP_WINDOW = 4096  # longer than any PROMPT_SP; bounds the search
-# fish fires fish_preexec before it turns off bracketed paste, sets the terminal's
-# title and resets colours (then a \r): not the command's output either.
+# fish fires fish_preexec before it switches terminal modes off (bracketed paste,
+# focus reporting), sets the terminal's title and resets colours (then a \r): not
+# the command's output either.
 _FISH_PREAMBLE = re.compile(
-    rb"(?:\x1b\[\?2004l)?"  # bracketed paste off
-    rb"(?:\x1b\][012];[^\x07\x1b]*(?:\x07|\x1b\\)"  # the title
-    rb"(?:\x1b\[[0-9;]*m|\x1b\(B|\x0f)*\r?)?"  # colours reset, back to column 0
+    rb"(?:\x1b\[\?[0-9;]*[hl]"  # modes
+    rb"|\x1b\][012];[^\x07\x1b]*(?:\x07|\x1b\\)"  # the title
+    rb"|\x1b\[[0-9;]*m|\x1b\(B|\x0f)*\r?"  # colours reset, back to column 0
 )
 _PARTIAL_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;?]*|\][^\x07\x1b]*\x1b?|\()?")
 _PREAMBLE_MAX = 4096
+# The marks terminals read for their own shell integration (prompt and command
+# marks, the cwd, titles): passed on to the terminal, never stored as output.
+_INTEGRATION = re.compile(
+    rb"\x1b\](?:133|633|7|0|1|2|1337;(?:CurrentDir|SetMark|RemoteHost|ShellIntegration"
+    rb"|SetUserVar))[;=]?[^\x07\x1b]*(?:\x07|\x1b\\)"
+)
+_OPEN_OSC = re.compile(rb"\x1b(?:\][^\x07\x1b]*\x1b?)?\Z")
+# `fg`, `bg` and `%N` go on with a stopped job: its task, not one of their own.
+_RESUME = re.compile(r"\s*(?:(fg|bg)(?:\s+(%\S*))?|(%\S*)(?:\s+&)?)\s*\Z")
 
 
 class CommandCutter:
@@ -51,22 +61,29 @@ class CommandCutter:
         command_filter: CommandFilter,
         max_output: int,
         check_store: Callable[[], None] | None = None,
+        loaded: Callable[[], None] | None = None,
     ):
         """check_store() raises if the store can no longer be written (it is called
-        as each recorded command starts)."""
+        as each recorded command starts); loaded() is called when the shell has
+        loaded the state `qme on` carried over."""
         self.writer = writer
         self.shell, self.shell_pid, self.session = shell, shell_pid, session
         self.filter = command_filter
         self.max_output = max_output
         self.check_store = check_store
+        self.loaded = loaded
         self.fish = os.path.basename(shell).lstrip("-") == "fish"
         self.parser = MarkParser()
         self.recorder = liveness.token()
         self.task: Task | None = None
-        self.history_number: int | None = None
+        self.history_number: tuple[int, str] | None = None
         self.capture: StreamCapture | None = None
         self.held = b""  # output of the running task not recorded yet (see _output)
         self.in_preamble = False
+        # Jobs stopped by Ctrl-Z (their task and capture), the last stopped last;
+        # and those `bg` sent on, whose end the shell does not tell.
+        self.suspended: list[tuple[Task, StreamCapture]] = []
+        self.background: list[tuple[Task, StreamCapture]] = []
         self.recorded = 0
         self.stopped: str | None = None  # why recording stopped, once it has
         self.spooling: str | None = None  # why records go to the spool, once they do
@@ -83,14 +100,22 @@ class CommandCutter:
                 continue  # a shell started inside this one: part of its command's output
             elif isinstance(item, Start):
                 self._guard(self._start, item)
+            elif isinstance(item, Loaded):
+                if self.loaded is not None:
+                    self._guard(lambda _: self.loaded(), None)
             else:
                 self._guard(self._end, item.status)
                 shown.append(self._notice())
         return b"".join(shown)
 
     def close(self, shell_status: int) -> str | None:
-        """The shell has exited: finish a command cut short, flush, return any error."""
+        """The shell has exited: finish a command cut short, flush, return any error.
+        Jobs still stopped or sent to the background end with it, status unknown."""
         self._guard(self._end, shell_status)
+        for task, capture in self.suspended + self.background:
+            self.task, self.capture = task, capture
+            self._guard(self._end, None)
+        self.suspended = self.background = []
         error = self.writer.close()
         self._check_writer()
         return self.stopped or error
@@ -122,11 +147,15 @@ class CommandCutter:
         if self.task is not None:  # a start with no end: the shell lost one; close it
             self._end(None)
         if mark.history_number is not None:
-            # bash: a number seen before means the line never reached the history
-            # (HISTCONTROL, HISTIGNORE), so the line shown is an older one.
-            seen, self.history_number = self.history_number, mark.history_number
-            if mark.history_number == seen:
+            # bash: the entry seen before (number and line) means the line never
+            # reached the history (`set +o history`), so the line shown is an older
+            # one. (The number alone comes again after the hooks took a line out of
+            # the history for the user's HISTCONTROL.)
+            seen, self.history_number = self.history_number, (mark.history_number, mark.command)
+            if self.history_number == seen:
                 return
+        if self.suspended and self._resume(mark.command):
+            return
         if self.filter.reason_to_skip(mark.command):
             return
         if self.check_store is not None:
@@ -144,6 +173,27 @@ class CommandCutter:
         self.held, self.in_preamble = b"", self.fish
         self.writer.add(self.task)
 
+    def _resume(self, command: str) -> bool:
+        """`fg`/`bg`/`%N` typed with jobs stopped: the job's task goes on (the last
+        one stopped, or the one whose command a %name or %?text names; bash's and
+        zsh's job numbers are not known here, so %N takes the last one)."""
+        match = _RESUME.match(command)
+        if not match:
+            return False
+        verb, spec = match.group(1) or "fg", (match.group(2) or match.group(3) or "%+")
+        if (match.group(3) or "").endswith("&"):
+            verb = "bg"
+        found = _job(self.suspended, spec)
+        self.suspended.remove(found)
+        task, capture = found
+        task.status = RUNNING
+        self.writer.update(task)
+        if verb == "bg":
+            self.background.append(found)
+        else:
+            self.task, self.capture, self.held, self.in_preamble = task, capture, b"", self.fish
+        return True
+
     def _output(self, data: bytes) -> None:
         if self.task is None:
             return
@@ -154,11 +204,16 @@ class CommandCutter:
                 self.held = data  # the preamble may go on in the next read
                 return
             self.in_preamble, data = False, rest
+        if b"\x1b" in data:
+            data = _INTEGRATION.sub(b"", data)
+            cut = _OPEN_OSC.search(data, max(0, len(data) - _PREAMBLE_MAX))
+            if cut:  # a mark the next read completes
+                data, self.held = data[: cut.start()], data[cut.start() :]
         if data.endswith(b" \r \r"):
             window = max(0, len(data) - _PROMPT_SP_WINDOW)
             prompt_sp = _ZSH_PROMPT_SP.search(data, window)
             if prompt_sp:  # recorded only if more output follows
-                data, self.held = data[: prompt_sp.start()], data[prompt_sp.start() :]
+                data, self.held = data[: prompt_sp.start()], data[prompt_sp.start() :] + self.held
         self.writer.append(self.task.id, "output", self.capture.feed(data))
 
     def _end(self, status: int | None) -> None:
@@ -166,11 +221,14 @@ class CommandCutter:
         self.held = b""  # a PROMPT_SP, or a preamble with no output after it
         if task is None:
             return
-        self.writer.append(task.id, "output", self.capture.finish())
         task.end(status, signal_in_status(status))
+        if task.status == STOPPED:  # Ctrl-Z: it goes on when `fg` resumes it
+            self.suspended.append((task, self.capture))
+        else:
+            self.writer.append(task.id, "output", self.capture.finish())
+            self.recorded += 1
         task.output_size = self.capture.total
         self.writer.update(task)
-        self.recorded += 1
 
     def _notice(self) -> bytes:
         """Say once each, just before a prompt, that records go to the spool and
@@ -184,3 +242,17 @@ class CommandCutter:
     def _notices(self) -> list[str]:
         stopped = self.stopped and f"recording stopped: {self.stopped}"
         return [notice for notice in (self.spooling, stopped) if notice]
+
+
+def _job(jobs: list[tuple[Task, StreamCapture]], spec: str) -> tuple[Task, StreamCapture]:
+    """The stopped job a job spec names, as far as commands tell; the last one else."""
+    name = spec.lstrip("%")
+    if name == "-" and len(jobs) > 1:
+        return jobs[-2]
+    for job in reversed(jobs):
+        command = job[0].command
+        if name[:1] == "?" and name[1:] in command:
+            return job
+        if name and not name.isdigit() and name not in "+-%" and command.startswith(name):
+            return job
+    return jobs[-1]

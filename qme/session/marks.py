@@ -6,6 +6,11 @@ A mark is an OSC escape sequence that no terminal acts on:
     ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; h ; <history> BEL  the same from bash, with
                                                               the output of `history 1`
     ESC ] 6973 ; qme ; E ; <pid> ; <exit status> BEL          a prompt is about to show
+    ESC ] 6973 ; qme ; E ; <pid> ; T BEL                      the same, the command stopped
+                                                              (fish, which says 0 for that)
+    ESC ] 6973 ; qme ; L ; <pid> BEL                          the state of `qme on` is loaded
+    ESC ] 6973 ; qme ; <anything else> BEL                    not for the proxy (bash's PS0
+                                                              restores history settings in one)
 
 pid is the shell's: the proxy takes marks only from the shell it started, so a
 shell started inside it (`bash` in a recorded zsh) is one task, like any other
@@ -17,6 +22,7 @@ marks. bash's history line is not (the hook prints it without starting a process
 from __future__ import annotations
 
 import re
+import signal
 from collections import namedtuple
 
 PREFIX = b"\x1b]6973;qme;"
@@ -38,15 +44,20 @@ def decode(field: bytes) -> str:
 Start = namedtuple("Start", "pid cwd command history_number")
 # The shell is about to show a prompt; status is the last command's exit status.
 End = namedtuple("End", "pid status")
+# The session shell has loaded the state `qme on` carried over (state.py).
+Loaded = namedtuple("Loaded", "pid")
+STOPPED_STATUS = 128 + signal.SIGTSTP  # what bash and zsh say of a job Ctrl-Z stopped
 
 
-def parse_mark(body: bytes) -> Start | End | None:
+def parse_mark(body: bytes) -> Start | End | Loaded | None:
     kind, _, rest = body.partition(b";")
     pid, _, rest = rest.partition(b";")
     try:
         pid = int(pid)
         if kind == b"E":
-            return End(pid, int(rest))
+            return End(pid, STOPPED_STATUS if rest == b"T" else int(rest))
+        if kind == b"L":
+            return Loaded(pid)
     except ValueError:
         return None
     if kind == b"S":
@@ -65,15 +76,15 @@ def parse_mark(body: bytes) -> Start | End | None:
 
 
 class MarkParser:
-    """Splits a byte stream into output (bytes) and marks (Start/End), in order;
+    """Splits a byte stream into output (bytes) and marks (Start/End/Loaded), in order;
     a mark cut in two by a read is held back until the rest arrives."""
 
     def __init__(self):
         self.pending = b""
 
-    def feed(self, data: bytes) -> list[bytes | Start | End]:
+    def feed(self, data: bytes) -> list[bytes | Start | End | Loaded]:
         data, self.pending = self.pending + data, b""
-        items: list[bytes | Start | End] = []
+        items: list[bytes | Start | End | Loaded] = []
         while data:
             at = data.find(PREFIX)
             if at < 0:

@@ -3,13 +3,15 @@
 The hooks are loaded whatever the user's rc files say: bash gets an --rcfile
 that sources ~/.bashrc first, zsh a ZDOTDIR whose files source the user's, fish
 an init command (-C) run after its config. The include guard in each hook file
-makes a second load (from the user's own rc) do nothing.
+makes a second load (from the user's own rc) do nothing. Started by `qme on` in a
+live shell, the session shell then loads that shell's state (state.py).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tempfile
 from importlib import resources
 
@@ -21,11 +23,13 @@ from qme.recorder.pump import Pump
 from qme.recorder.spawn import spawn
 from qme.session.cutter import CommandCutter
 from qme.session.filters import CommandFilter
+from qme.session.state import ENV, Handover, source_line, take
 from qme.store import describe
 from qme.task import new_uuid4
 
 SHELLS = ("bash", "zsh", "fish")
 SQLITE_MAGIC = b"SQLite format 3\x00"
+ANNOUNCE = "qme: recording this shell's commands ('qme off' pauses, 'exit' ends the session)\n"
 
 
 def hook_path(kind: str) -> str:
@@ -39,13 +43,18 @@ def shell_kind(shell: str) -> str:
     return kind
 
 
-def launch(shell: str, kind: str, folder: str, env: dict[str, str]) -> list[str]:
-    """The shell's argv, with files in folder and env changed so the hooks load."""
+def launch(
+    shell: str, kind: str, folder: str, env: dict[str, str], state: bool = False
+) -> list[str]:
+    """The shell's argv, with files in folder and env changed so the hooks load
+    (and with state, the state on state.FD after them)."""
     hook = hook_path(kind)
+    env["QME_SESSION_DIR"] = folder
+    load = source_line(kind) if state else ""
     if kind == "bash":
         rcfile = os.path.join(folder, "bashrc")
         with open(rcfile, "w") as handle:
-            handle.write(f"[ -f ~/.bashrc ] && . ~/.bashrc\n. {shlex.quote(hook)}\n")
+            handle.write(f"[ -f ~/.bashrc ] && . ~/.bashrc\n. {shlex.quote(hook)}\n{load}")
         return [shell, "--rcfile", rcfile, "-i"]
     if kind == "zsh":
         # zsh reads $ZDOTDIR/.zshenv and .zshrc: ours source the user's, and let a
@@ -62,11 +71,13 @@ def launch(shell: str, kind: str, folder: str, env: dict[str, str]) -> list[str]
             handle.write(
                 "ZDOTDIR=$QME_USER_ZDOTDIR; unset QME_USER_ZDOTDIR\n"
                 '[[ -f "$ZDOTDIR/.zshrc" ]] && source "$ZDOTDIR/.zshrc"\n'
-                f"source {shlex.quote(hook)}\n"
+                f"source {shlex.quote(hook)}\n{load}"
             )
         return [shell, "-i"]
     fish_hook = "'" + hook.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return [shell, "-i", "-C", f"source {fish_hook}"]
+    # The shell `qme on` was typed in has greeted the user already.
+    after = f"; {load}; __qme_no_greeting; __qme_return $__qme_status" if state else ""
+    return [shell, "-i", "-C", f"source {fish_hook}{after}"]
 
 
 class StoreWatch:
@@ -126,6 +137,8 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
     kind = shell_kind(shell)
     session = new_uuid4()
     env = {**os.environ, "QME_SESSION": session, "QME_SESSION_RECORD": "1"}
+    typed_on = ENV in env  # `qme on` typed in a shell with the hooks loaded
+    snapshot = take(env, kind)  # read and deleted before anything else
     command_filter = CommandFilter(settings.ignore, settings.secrets_filter)
     max_output = settings.max_output
     watch = StoreWatch(settings)
@@ -133,7 +146,13 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
         # The store is written by a child of its own (see qme/recorder/handoff.py):
         # no writer thread competes with the bytes passing through for the GIL.
         writer = ChildWriter(settings, lock_name=liveness.token())
-        child = spawn(launch(shell, kind, folder, env), env=env, one_pty=True)
+        argv = launch(shell, kind, folder, env, state=snapshot is not None)
+        handover = Handover(snapshot.script() if snapshot else b"")
+        if typed_on:
+            sys.stderr.write(ANNOUNCE)
+            sys.stderr.flush()
+        with handover:
+            child = spawn(argv, env=env, one_pty=True)
         cutter = CommandCutter(
             writer,
             shell=shell,
@@ -142,8 +161,10 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
             command_filter=command_filter,
             max_output=max_output,
             check_store=watch,
+            loaded=handover.clear,
         )
         outcome = Pump(child, lambda stream, data: cutter.feed(data), timer=writer.timer).run()
+        handover.clear()
     cutter.close(outcome.returncode)
     watch.close()
     for notice in cutter.untold():

@@ -12,9 +12,10 @@ if status is-interactive; and not set -q __qme_loaded
     set -g __qme_recording (set -q QME_SESSION_RECORD; and echo $QME_SESSION_RECORD; or echo 0)
 
     function qme
+        set -l last $status
         switch "$argv[1]"
             case on off status
-                __qme_switch $argv[1]
+                __qme_switch $argv[1] $last
             case '*'
                 command qme $argv
         end
@@ -23,7 +24,7 @@ if status is-interactive; and not set -q __qme_loaded
     function __qme_switch
         if not set -q QME_SESSION
             if test $argv[1] = on
-                command qme session --shell (status fish-path)
+                __qme_on $argv[2]
             else
                 echo "qme: not recording: this shell is not in a qme session ('qme on' starts one)" >&2
             end
@@ -45,6 +46,64 @@ if status is-interactive; and not set -q __qme_loaded
         end
     end
 
+    # `qme on` in a live shell: the session shell gets this one's state (functions
+    # and aliases, global variables, $status; universal ones and the history fish
+    # shares by itself) from a snapshot in a private folder, which qme reads and
+    # deletes at once.
+    function __qme_on --argument-names last
+        set -l tmp /tmp
+        set -q TMPDIR[1]; and set tmp $TMPDIR
+        set -l dir (command mktemp -d $tmp/qme-state.XXXXXXXX 2>/dev/null)
+        if test -n "$dir"; and __qme_snapshot $last >$dir/state 2>/dev/null
+            QME_STATE=$dir command qme session --shell (status fish-path)
+        else
+            echo "qme: could not save this shell's state; the session starts from your config" >&2
+            QME_STATE= command qme session --shell (status fish-path)
+        end
+        test -n "$dir"; and test -e $dir; and command rm -rf -- $dir
+    end
+
+    function __qme_snapshot --argument-names last
+        for name in (functions --all --names)
+            string match -q -- '__qme_*' $name; and continue
+            # autoloaded ones load again by themselves
+            set -l file (functions --details -- $name)
+            contains -- (string replace -r '/[^/]*$' '' -- $file) $fish_function_path; and continue
+            functions -- $name
+        end
+        set -l exported (set --names --export)
+        for name in (set --names --global)
+            string match -q -r -- '^(__qme_|__fish_|_$|QME_SESSION|QME_STATE$)' $name; and continue
+            contains -- $name PWD SHLVL status pipestatus fish_pid hostname version FISH_VERSION \
+                history CMD_DURATION COLUMNS LINES fish_kill_signal last_pid status_generation \
+                fish_private_mode EUID umask argv; and continue
+            set -l scope -g
+            contains -- $name $exported; and set scope -gx
+            echo set $scope $name (string escape -- $$name) '2>/dev/null'
+        end
+        echo set -g __qme_status $last
+    end
+
+    function __qme_return
+        return $argv[1]
+    end
+
+    function __qme_install
+    end
+
+    # The shell `qme on` was typed in has greeted the user already: the session's
+    # fish_greeting says nothing, once.
+    function __qme_no_greeting
+        functions -q fish_greeting; and functions -c fish_greeting __qme_greeting
+        function fish_greeting
+            functions -e fish_greeting
+            if functions -q __qme_greeting
+                functions -c __qme_greeting fish_greeting
+                functions -e __qme_greeting
+            end
+        end
+    end
+
     if set -q QME_SESSION
         function __qme_preexec --on-event fish_preexec
             test $__qme_recording = 1; or return 0
@@ -56,6 +115,16 @@ if status is-interactive; and not set -q __qme_loaded
 
         function __qme_postexec --on-event fish_postexec
             set -l last $status
+            # fish says 0 of a job Ctrl-Z stopped: T tells the proxy it stopped
+            if jobs -q
+                set -l job (string split \t -- (jobs --last 2>/dev/null)[-1])
+                if test "$job[4]" = stopped
+                    and begin
+                        test "$job[5]" = "$argv[1]"; or string match -qr '^\s*(fg|%)' -- $argv[1]
+                    end
+                    set last T
+                end
+            end
             printf '\e]6973;qme;E;%s;%s\a' $fish_pid $last
         end
     end

@@ -33,8 +33,9 @@ __qme_precmd() {
 }
 
 qme() {
+    local last=$?
     case ${1-} in
-        on|off|status) __qme_switch "$1" ;;
+        on|off|status) __qme_switch "$1" $last ;;
         *) command qme "$@" ;;
     esac
 }
@@ -46,7 +47,7 @@ __qme_switch() {
                 # argv[0] is a path, or a name to find in PATH ("-zsh" for a login shell)
                 local zsh=${ZSH_ARGZERO#-}
                 if [[ $zsh == */* ]]; then zsh=${zsh:A}; else zsh=${commands[$zsh]:-zsh}; fi
-                command qme session --shell "$zsh" ;;
+                __qme_on "$2" "$zsh" ;;
             *) print -u2 "qme: not recording: this shell is not in a qme session ('qme on' starts one)" ;;
         esac
         return
@@ -63,10 +64,67 @@ __qme_switch() {
     esac
 }
 
-if [[ -n ${QME_SESSION-} ]]; then
+# `qme on` in a live shell: the session shell gets this one's state (aliases,
+# functions, parameters, options, directory stack, umask, traps, history, $?)
+# from a snapshot in a private folder, which qme reads and deletes at once.
+__qme_on() {
+    local dir
+    if dir=$(command mktemp -d "${TMPDIR:-/tmp}/qme-state.XXXXXXXX" 2>/dev/null) &&
+        __qme_snapshot "$1" >|"$dir/state" 2>/dev/null &&
+        __qme_history_file "$dir/history"; then
+        QME_STATE=$dir command qme session --shell "$2"
+    else
+        print -u2 "qme: could not save this shell's state; the session starts from your rc files"
+        QME_STATE= command qme session --shell "$2"
+    fi
+    [[ -z $dir || ! -e $dir ]] || command rm -rf -- "$dir"
+}
+
+__qme_return() { return $1; }
+
+# All of the history in memory (fc -W writes no more than SAVEHIST entries).
+__qme_history_file() {
+    local SAVEHIST=$HISTSIZE
+    fc -W "$1" 2>/dev/null
+}
+
+# The state as commands, for the session shell to source.
+__qme_snapshot() {
+    zmodload zsh/parameter 2>/dev/null
+    local name type
+    alias -L
+    typeset -f
+    print '{'
+    for name in ${(k)parameters}; do
+        type=${parameters[$name]}
+        [[ $type == *(local|readonly)* || $name == (__qme_*|QME_SESSION*|QME_STATE) ]] && continue
+        # of the special ones, those a user sets (the rest the shell keeps itself)
+        [[ $type == *special* && $name != (PS[1-4]|RPS[12]|PROMPT*|RPROMPT*|SPROMPT|HIST*|SAVEHIST|\
+            path|fpath|cdpath|manpath|module_path|mailpath|WORDCHARS|REPORT*|TIMEFMT|\
+            KEYTIMEOUT|LISTMAX|MAILCHECK|TMOUT|histchars|IFS|NULLCMD|READNULLCMD|\
+            DIRSTACKSIZE|LANG|LC_*) ]] && continue
+        typeset -p -- $name
+    done
+    for name in ${(k)options}; do
+        [[ $name == (interactive|login|monitor|privileged|restricted|shinstdin|singlecommand|zle) ]] &&
+            continue
+        if [[ $options[$name] == on ]]; then print -r -- "setopt $name"; else print -r -- "unsetopt $name"; fi
+    done
+    print '} 2>/dev/null'
+    print -r -- "umask $(umask)"
+    trap
+    print -r -- "builtin cd -q -- ${(q)PWD}"
+    print -r -- "dirstack=(${(q)dirstack[@]})"
+    print -r -- "__qme_status=$1"
+}
+
+# In a session: preexec and precmd hooks; again after a snapshot is loaded.
+__qme_install() {
+    [[ -n ${QME_SESSION-} ]] || return 0
     autoload -Uz add-zsh-hook
     add-zsh-hook preexec __qme_preexec
     # precmd functions run with $? still the command's; ours must see it first.
     precmd_functions=(__qme_precmd_status ${precmd_functions:#__qme_precmd_status})
     __qme_precmd_status() { __qme_precmd $?; }
-fi
+}
+__qme_install
