@@ -38,10 +38,24 @@ def shell_hooks(kind: str) -> str:
 
 
 class Synced:
-    """What `Queue.sync()` did: records delivered, waiting before, left, and where."""
+    """What `Queue.sync()` did: records delivered, waiting before, left, and where
+    (all for this queue's store); elsewhere: records that wait for other stores."""
 
-    def __init__(self, delivered: int, waiting: int, left: int, folder: str):
+    def __init__(self, delivered: int, waiting: int, left: int, folder: str, elsewhere: int = 0):
         self.delivered, self.waiting, self.left, self.folder = delivered, waiting, left, folder
+        self.elsewhere = elsewhere
+
+
+class Spooled:
+    """A record waiting in the spool: its file, its task (None when unreadable)
+    and the store it waits for (qme.store.identity(); None: any, by `qme sync`).
+    Unpacks as (path, task)."""
+
+    def __init__(self, path: str, task: Task | None, store: str | None):
+        self.path, self.task, self.store = path, task, store
+
+    def __iter__(self):
+        return iter((self.path, self.task))
 
 
 class Queue:
@@ -73,10 +87,11 @@ class Queue:
 
         pending.wait(self.settings.home)
         if self._store is None:
-            from qme.store import open_store, spool
+            from qme.store import identity, open_store, spool
 
-            self._store = open_store(self.settings)
-            spool.deliver_or_warn(self.settings.home, self._store)
+            # A reader creates no store: one that does not exist yet reads as empty.
+            self._store = open_store(self.settings, create=False)
+            spool.deliver_or_warn(self.settings.home, self._store, identity(self.settings))
         return self._store
 
     @property
@@ -204,10 +219,14 @@ class Queue:
             writer, hooks = ChildWriter(self.settings, lock_name=task.recorder), None
         else:
             from qme.recorder.hooks import ExecutorHooks
-            from qme.store import open_store
+            from qme.store import identity, open_store
             from qme.store.writer import StoreWriter
 
-            writer = StoreWriter(lambda: open_store(self.settings), self.settings.home)
+            writer = StoreWriter(
+                lambda: open_store(self.settings),
+                self.settings.home,
+                store_id=identity(self.settings),
+            )
             hooks = ExecutorHooks(chosen)
             hooks.prepare(task)
         from qme.recorder.recording import record
@@ -462,34 +481,49 @@ class Queue:
 
     # -- the spool and the settings -----------------------------------------------------
 
-    def spooled(self) -> list[tuple[str, Task | None]]:
-        """The records waiting in the spool for a store that would not take them:
-        (file, its task, or None when unreadable)."""
+    def spooled(self) -> list[Spooled]:
+        """The records waiting in the spool for a store that would not take them,
+        whichever store each waits for, oldest first."""
         from qme import pending
         from qme.store import spool
 
         pending.wait(self.settings.home)  # records `qme run` is still writing (or spooling)
-        return [(path, spool.spooled_task(path)) for path in spool.pending(self.settings.home)]
+        return [Spooled(*found) for found in spool.spooled(self.settings.home)]
+
+    def store_identity(self) -> str:
+        """Which store this queue writes to, as spooled records name it."""
+        from qme.store import identity
+
+        return identity(self.settings)
 
     def sync(self) -> Synced:
-        """Deliver the spooled records to the store now. Raises StoreError when the
+        """Deliver the records spooled for this queue's store to it now (and those
+        that name no store: spooled by an older qme). Raises StoreError when the
         store still refuses them."""
         from qme import pending
         from qme.errors import StoreError
         from qme.store import open_store, spool
+        from qme.text import shown
 
-        home = self.settings.home
+        home, mine = self.settings.home, self.store_identity()
+
+        def counts() -> tuple[int, int]:
+            stores = [found[2] for found in spool.spooled(home)]
+            ours = sum(1 for store in stores if store in (mine, None))
+            return ours, len(stores) - ours
+
         pending.wait(home)
-        waiting = len(spool.pending(home))
+        waiting, _ = counts()
         try:
             with open_store(self.settings) as store:
-                delivered = spool.deliver(home, store)
+                delivered = spool.deliver(home, store, mine, unmarked=True)
         except Exception as exc:  # noqa: BLE001 - the store's own errors, whatever the backend
             raise StoreError(
-                f"the store refused the spooled records ({exc}); "
-                f"{len(spool.pending(home))} wait in {spool.folder(home)}"
+                f"the store refused the spooled records ({shown(str(exc))}); "
+                f"{counts()[0]} wait in {spool.folder(home)}"
             ) from None
-        return Synced(delivered, waiting, len(spool.pending(home)), spool.folder(home))
+        left, elsewhere = counts()
+        return Synced(delivered, waiting, left, spool.folder(home), elsewhere)
 
     def set_setting(self, key: str, value: str | None, executor: str | None = None) -> str | None:
         """Save a setting in config.ini (None removes it), a general one or an
@@ -554,7 +588,7 @@ class Queue:
                 continue
             try:
                 self.store.update(task)
-            except QmeError as exc:
+            except Exception as exc:  # noqa: BLE001 - a full disk, a read-only store: reads go on
                 console.debug(f"could not save the new status of {task.id}: {exc}")
         return tasks
 

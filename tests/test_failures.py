@@ -227,43 +227,103 @@ def test_database_locked_longer_than_the_busy_timeout(qme_home):
 # -- a full disk --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs, unmounted afterwards."""
-    require_root("mounting a small tmpfs")
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount_point)],
-        capture_output=True,
-    )
-    if mounted.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+# In a private mount namespace (unshare -m, as root): a small tmpfs as QME_HOME. The
+# driver, run there, records a first command, fills the disk, runs COMMAND-like
+# with output, reads, frees the space and waits for the record; it prints what it
+# saw as JSON. The mount goes away with the namespace's last process.
+DISK_FULL_DRIVER = r"""
+import json, os, subprocess, sys, time
+home = os.environ["QME_HOME"]
+def qme(*args):
+    done = subprocess.run([sys.executable, "-m", "qme", *args], capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+    return [done.returncode, done.stdout.decode("latin-1"), done.stderr.decode("latin-1")]
+seen = {"first": qme("run", "true")}
+qme("ls")  # waits for the first record
+filler = os.open(os.path.join(home, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+for size in (1 << 16, 1 << 12, 1):
     try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        while True:
+            os.write(filler, b"x" * size)
+    except OSError:
+        pass
+os.close(filler)
+seen["run"] = qme("run", *sys.argv[1:])
+seen["ls"] = qme("ls", "--json")
+seen["search"] = qme("search", "true")
+seen["get"] = qme("get", "--output")
+os.unlink(os.path.join(home, "filler"))
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    listing = qme("ls", "--json")
+    tasks = json.loads(listing[1] or "[]")
+    if any(t["returncode"] == 4 for t in tasks):
+        break
+    time.sleep(0.2)
+seen["after"] = listing
+seen["output"] = qme("get", "--output")
+seen["error"] = qme("get", "--error")
+seen["spool"] = sorted(os.listdir(os.path.join(home, "spool")))
+print(json.dumps(seen))
+"""
+# Output on both streams, more than fits in the spool's first write on a full disk.
+BIG = "x" * 100_000
+FULL_COMMAND = ["sh", "-c", f"echo ran; sleep 0.2; echo {BIG}; echo oops >&2; exit 4"]
 
 
-def test_disk_full(tiny_disk):
-    home = tiny_disk / "qme-home"
-    env = {"QME_HOME": str(home)}
-    # First a store that fits, as it would be before the disk filled up.
-    assert run_qme("run", "true", env=env).returncode == 0
-    code = (
-        "import sys; sys.stdout.write('ran\\n'); sys.stdout.flush(); "
-        "sys.stdout.buffer.write(bytes(range(256)) * 8192); sys.stdout.flush(); "
-        "print('oops', file=sys.stderr); sys.exit(4)"
+def in_private_tmpfs(tmp_path, size: str, driver: str, *args: str, env=None) -> dict:
+    """Run the driver (Python source) with a fresh tmpfs of that size as QME_HOME,
+    in a mount namespace of its own; what it printed, as JSON."""
+    require_root("a tmpfs in a private mount namespace")
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to mount a private tmpfs")
+    home = tmp_path / "tiny"
+    home.mkdir()
+    (tmp_path / "driver.py").write_text(driver)
+    script = f'mount -t tmpfs -o size={size},mode=0700 tmpfs "$1" && shift && exec "$@"'
+    result = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(home),
+            sys.executable,
+            str(tmp_path / "driver.py"),
+            *args,
+        ],
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "QME_HOME": str(home), **(env or {})},
     )
-    result = run_qme("run", sys.executable, "-c", code, env=env, timeout=30)
-    big = bytes(range(256)) * 8192  # 2 MiB: more than the disk holds
-    assert result.stdout == b"ran\n" + big  # every byte passed through
-    result.stdout = b"ran\n"
-    assert_ran_and_warned_once(result, "full", spooled=False)
-    # The store is still readable afterwards.
-    listing = run_qme("ls", "--json", env=env)
-    assert listing.returncode == 0, listing.stderr
-    assert json.loads(listing.stdout)[-1]["command"] == "true"
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+def test_disk_full_keeps_the_record_until_there_is_room(tmp_path, database):
+    """The command keeps its exit code and output, one line names the full disk,
+    reads work on the full disk, and the record arrives whole once there is room."""
+    seen = in_private_tmpfs(
+        tmp_path, "2m", DISK_FULL_DRIVER, *FULL_COMMAND, env={"QME_DATABASE": database}
+    )
+    assert seen["first"] == [0, "", ""]
+    code, out, err = seen["run"]
+    assert (code, out) == (4, f"ran\n{BIG}\n"), err
+    warnings = [line for line in err.splitlines() if line.startswith("qme:")]
+    assert sorted(err.splitlines()) == sorted(["oops", *warnings]) and len(warnings) == 1, err
+    assert "disk is full" in warnings[0] and "No space left" in warnings[0], warnings
+    assert "rollback" not in warnings[0]
+    for read in ("ls", "search", "get"):  # reads go on while the disk is full
+        assert seen[read][0] == 0 and "Traceback" not in seen[read][2], (read, seen[read])
+        assert "error" not in seen[read][2], (read, seen[read])
+    [task] = [t for t in json.loads(seen["after"][1]) if t["command"] != "true"]
+    assert (task["status"], task["returncode"]) == ("failed", 4), task
+    assert seen["output"][1] == f"ran\n{BIG}\n"
+    assert seen["error"][1] == "oops\n"
+    assert seen["spool"] == []
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -6,6 +6,10 @@ Failures are told to the parent on the report pipe while it runs; the child also
 keeps the user's stderr until the store has taken the task's first batch, so that
 a failure the parent did not read before it exited (a command quicker than the
 store's verdict) is still told, once, by the child itself.
+
+On a full disk, where even the spool has no room, the child keeps what it could
+not write and, once it has let readers and the user's stderr go, waits for room
+(up to SPACE_WAIT_SECONDS) to put it in the spool and deliver it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import termios
 from qme import console, executors, pending
 from qme.recorder.hooks import ExecutorHooks
 from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, frames
-from qme.store import open_store, spool
+from qme.store import identity, open_store, spool
 from qme.store.writer import StoreWriter
 from qme.task import Task
 
 PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what it read
+SPACE_WAIT_SECONDS = 3600  # how long a record a full disk held back waits for room
 
 
 def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name) -> None:
@@ -34,7 +39,14 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
         os.close(stderr)
         stderr = None
     reporter = Reporter(reports, stderr)
-    writer = StoreWriter(lambda: open_store(settings), settings.home, reporter.event)
+    store_id = identity(settings)
+    writer = StoreWriter(
+        lambda: open_store(settings),
+        settings.home,
+        reporter.event,
+        store_id=store_id,
+        space_wait=SPACE_WAIT_SECONDS,
+    )
     tasks = ChildTasks(settings)
     try:
         for op, parent_id, payload in frames(data):
@@ -42,14 +54,14 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
                 break
             if op == "add":
                 writer.add(tasks.add(parent_id, payload))
+            elif op == "resume":  # another writer child began this task, then died
+                writer.resume(tasks.add(parent_id, payload))
             elif op == "update":
                 task = tasks.update(parent_id, payload)
-                if task.finished:  # the parent may wait to hear that its output is safe
-                    writer.sync()
-                    reporter.synced()
                 writer.update(task)
-                if task.finished:  # readers wait for this (see qme/pending.py)
-                    writer.sync()
+                if task.finished:  # readers wait for this (see qme/pending.py), and the
+                    writer.sync()  # parent may wait to hear that the record is safe: told
+                    reporter.synced()  # here, a failure of the final update reaches the user
                     pending.unlock(lock)
             else:
                 writer.append(tasks.feed(parent_id, op, payload), op, payload)
@@ -58,9 +70,12 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
         reporter.synced()  # for a parent still waiting: everything is written now
         pending.release(lock, settings.home, lock_name)
         reporter.finish()
-    if writer.error is None and spool.pending(settings.home):
-        with open_store(settings) as store:
-            spool.deliver(settings.home, store)
+    waited = bool(writer.held)
+    if waited and not writer.wait_for_space():
+        return  # no room for an hour: the record is lost (said when the disk filled)
+    if (writer.error is None or waited) and spool.pending(settings.home):
+        with open_store(settings) as store:  # a store that still fails: readers deliver later
+            spool.deliver(settings.home, store, store_id, unmarked=False)
 
 
 class ChildTasks:

@@ -11,7 +11,7 @@ from qme.store import servers
 from qme.store.base import SearchHit, Store, TaskQuery
 from qme.text import shown
 
-__all__ = ["SearchHit", "Store", "TaskQuery", "open_store", "describe"]
+__all__ = ["SearchHit", "Store", "TaskQuery", "open_store", "describe", "identity"]
 
 DEFAULT_SQLITE_FILE = "qme.db"
 DEFAULT_FILESYSTEM_FOLDER = "database"
@@ -27,9 +27,7 @@ def describe(settings: Settings) -> tuple[str, str]:
     database = settings.get("database").strip()
     kind, _, rest = database.partition("://")
     if kind == "sqlite":
-        # sqlite://name.db is relative to QME_HOME; sqlite:////abs/path.db is absolute.
-        rest = "/" + rest.lstrip("/") if rest.startswith("//") else rest
-        return "sqlite", _location(settings, rest, DEFAULT_SQLITE_FILE)
+        return "sqlite", _location(settings, _sqlite_path(rest), DEFAULT_SQLITE_FILE)
     if kind == "filesystem":
         return "filesystem", _location(settings, rest, DEFAULT_FILESYSTEM_FOLDER)
     if servers.is_server(database):
@@ -41,7 +39,33 @@ def describe(settings: Settings) -> tuple[str, str]:
     )
 
 
-def open_store(settings: Settings) -> Store:
+def _sqlite_path(rest: str) -> str:
+    """The file of a sqlite URL, after `sqlite://`, read as SQLAlchemy reads it:
+    `sqlite:////abs/path.db` is absolute, `sqlite:///name.db` relative (to
+    QME_HOME: a setting must name the same store wherever a command runs), and
+    qme's own `sqlite://name.db` relative too."""
+    if rest.startswith("//"):
+        return "/" + rest.lstrip("/")
+    return rest.removeprefix("/")
+
+
+def identity(settings: Settings) -> str | None:
+    """Which store the settings name, as one line without a password: what a
+    spooled record is tied to (`sqlite:/home/ada/.qme/qme.db`,
+    `postgresql:qme:***@db.example.org/qme`). None when the settings name no
+    store (an unknown kind, an unreadable config.ini): such records are delivered
+    by `qme sync` to the store it is run for."""
+    try:
+        kind, where = describe(settings)
+    except ConfigError:
+        return None
+    return f"{kind}:{where.partition('://')[2] or where}"
+
+
+def open_store(settings: Settings, create: bool = True) -> Store:
+    """The configured store. create=False (readers): a SQLite or filesystem store
+    that does not exist yet is not created (no folder, no file) until something is
+    written to it; until then it reads as empty."""
     kind, path = describe(settings)
     if kind in servers.KINDS.values():
         database = settings.get("database").strip()
@@ -54,7 +78,7 @@ def open_store(settings: Settings) -> Store:
     if kind == "sqlite":
         from qme.store.sqlite import SqliteStore
 
-        return SqliteStore(path, busy_timeout=settings.busy_timeout)
+        return SqliteStore(path, busy_timeout=settings.busy_timeout, create=create)
     from qme.store.filesystem import FilesystemStore
 
-    return FilesystemStore(path)
+    return FilesystemStore(path, create=create)

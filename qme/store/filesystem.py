@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from qme import private
 from qme.errors import NoSuchTask, StoreError
 from qme.store import queueme
 from qme.store.base import SearchHit, Store, TaskQuery
@@ -29,12 +30,15 @@ _FIELDS = [name for name in Task.FIELDS if name != "queue"]
 class FilesystemStore(Store):
     name = "filesystem"
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, create: bool = True):
+        """create=False: a reader's store, which creates no folder until something
+        is written (a missing folder reads as an empty store)."""
         self.root = Path(root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the filesystem store {self.root}: {exc}") from None
+        if create:
+            try:
+                private.make_dir(self.root)
+            except OSError as exc:
+                raise StoreError(f"cannot create the filesystem store {self.root}: {exc}") from None
         self._open: dict[str, Task] = {}  # tasks this process is writing, streams loaded
         # path -> (file identity, task without streams): listing again (a live view
         # polls) re-reads only the files that changed since.
@@ -56,10 +60,12 @@ class FilesystemStore(Store):
         for stream in STREAMS:
             record[stream] = (record[stream] or b"").decode("utf-8", "surrogateescape")
         path = self._path(task.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(record, indent=4), encoding="utf-8")
+            private.make_dir(path.parent)
+            fd = private.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with open(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, indent=4))
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -198,7 +204,9 @@ class FilesystemStore(Store):
         return deleted
 
     def clear(self, executor: str | None = None) -> int:
-        folders = [self.root / executor] if executor else [p for p in self.root.iterdir()]
+        if not self.root.is_dir():
+            return 0
+        folders = [self.root / executor] if executor else list(self.root.iterdir())
         count = 0
         for folder in folders:
             if folder.is_dir():

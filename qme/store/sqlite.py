@@ -98,23 +98,47 @@ class SqliteStore(Store):
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.db: sqlite3.Connection | None = None
+        self.unwritable: str | None = None  # why a reader's store is open read-only
         self.missing = not create and not os.path.exists(self.path)
         if self.missing:
             self.db = self._connect(":memory:")
         else:
-            self._open()
+            self._open(reader=not create)
 
-    def _open(self) -> None:
+    def _open(self, reader: bool = False) -> None:
         try:
             if not os.path.exists(self.path):  # private; its -wal and -shm take its mode
                 private.make_dir(os.path.dirname(os.path.abspath(self.path)))
                 os.close(private.open_file(self.path, os.O_WRONLY | os.O_CREAT))
             db = self._connect(self.path)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+            db = self._unchanging(exc) if reader else None
+            if db is None:
+                raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
         if self.db is not None:
             self.db.close()
         self.db, self.missing = db, False
+
+    def _unchanging(self, exc: Exception) -> sqlite3.Connection | None:
+        """For a reader whose store cannot be opened as usual because SQLite cannot
+        create its -shm file (a full disk): the file read as it is. No other
+        connection is open then (it would have made that file), so nothing is
+        missed; nothing can be written through it."""
+        from urllib.parse import quote
+
+        try:
+            db = sqlite3.connect(
+                f"file:{quote(os.path.abspath(self.path))}?immutable=1",
+                uri=True,
+                check_same_thread=False,
+            )
+            if db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+                db.close()
+                return None
+        except sqlite3.Error:
+            return None
+        self.unwritable = str(exc)
+        return db
 
     def _connect(self, path: str) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -158,6 +182,8 @@ class SqliteStore(Store):
     def _write(self):
         if self.missing:  # a reader's first write creates the file
             self._open()
+        if self.unwritable:
+            raise StoreError(f"cannot write to the SQLite store {self.path}: {self.unwritable}")
         return _Transaction(self.db)
 
     # -- writing ------------------------------------------------------------------------

@@ -11,16 +11,26 @@ While the store is merely slow (a lock held by another process, up to the busy
 timeout), output waits in memory, up to MAX_QUEUED bytes; beyond that append()
 waits too, so that a command whose whole output is kept (QME_MAX_OUTPUT=0) slows
 down for that while rather than filling the memory.
+
+A full disk may fail the spool too: then what the spool could not take is held
+in memory, and a writer that may outlive its command (qme's writer process, see
+wait_for_space()) writes it into the spool once there is room again.
+
+A writer that takes over the record of another that died (resume(), see
+qme/recorder/handoff.py) is given the task and its output again from the start:
+what the store already has is skipped.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 
+from qme.errors import NoSuchTask
 from qme.store.base import Store
 from qme.store.spool import SpoolFile
 from qme.task import STREAMS, Task
@@ -29,12 +39,24 @@ from qme.text import shown
 FLUSH_SECONDS = 0.2
 MAX_QUEUED = 64 << 20
 RETRY_SECONDS = 10.0
+SPACE_POLL_SECONDS = 2.0  # how often a writer holding a record looks for room
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _CLOSE = ("close",)
 
 
-def failure_message(error: str, spool_error: str | None, home: str | None) -> str:
-    """One line for the user about a store that failed."""
+def failure_message(
+    error: str, spool_error: str | None, home: str | None, space_wait: float = 0
+) -> str:
+    """One line for the user about a store that failed (space_wait: the spool
+    failed for want of room, and the record is kept that long for it)."""
     error = shown(error)
+    if space_wait and home is not None:
+        where = os.path.join(home, "spool")
+        return (
+            f"the disk is full: could not write to the store ({error}) nor to the spool "
+            f"({spool_error}); qme's writer process {os.getpid()} keeps the record and "
+            f"puts it in {where} once there is room (for up to {space_wait / 60:g} min)"
+        )
     if spool_error is None and home is not None:
         where = os.path.join(home, "spool")
         return (
@@ -50,14 +72,27 @@ class StoreWriter:
         open_store: Callable[[], Store],
         home: str | None = None,
         on_event: Callable[[str, str | None], None] | None = None,
+        *,
+        store_id: str | None = None,
+        space_wait: float = 0.0,
     ):
         """home: where the spool goes (None: nowhere, so a failure loses the rest).
         on_event("written", None) follows each batch the store took;
         on_event("spooling", message()) a failure of the store, the spool taking
-        the rest; on_event("failed", message()) one that loses the rest."""
+        the rest (or, on a full disk, this writer keeping it until
+        wait_for_space()); on_event("failed", message()) one that loses the rest.
+        store_id: which store this is (qme.store.identity()), written in spool
+        files so that only this store takes them. space_wait: seconds that
+        wait_for_space() keeps trying (0: the writer's owner will not call it, so
+        what a full disk held back is lost at close())."""
         self.open_store = open_store
         self.home = home
         self.on_event = on_event
+        self.store_id = store_id
+        self.space_wait = space_wait
+        self.held: list[tuple] = []  # operations a full disk kept out of the spool
+        self.untold = False  # a failure on_event has not heard of yet
+        self.skip: dict[str, dict[str, int]] = {}  # resumed tasks: bytes the store has
         self.error: str | None = None  # why the store failed (None again once it works)
         self.retry_at = 0.0  # the time.monotonic() after which a new task tries the store
         self.store: Store | None = None
@@ -89,6 +124,12 @@ class StoreWriter:
     def update(self, task: Task) -> None:
         self.ops.put(("update", task.copy()))
 
+    def resume(self, task: Task) -> None:
+        """add() for a task another writer began and may have written in part: the
+        store keeps what it has, and of the output given again from its start,
+        only the bytes it lacks are appended."""
+        self.ops.put(("resume", task.copy()))
+
     def sync(self) -> None:
         """Return once what was queued before is written (or spooled)."""
         reached = threading.Event()
@@ -105,14 +146,35 @@ class StoreWriter:
 
     @property
     def spooling(self) -> bool:
-        """The store failed, and the spool takes what it would not."""
-        return self.error is not None and self.spool_error is None
+        """The store failed, and the spool takes what it would not (or, on a full
+        disk, this writer keeps it for the spool)."""
+        return self.error is not None and (self.spool_error is None or self._holds())
+
+    def _holds(self) -> bool:
+        return bool(self.held) and self.space_wait > 0
 
     def message(self) -> str | None:
         """The failure, as one line for the user (None: no failure)."""
         if self.error is None:
             return None
-        return failure_message(self.error, self.spool_error, self.home)
+        wait = self.space_wait if self._holds() else 0
+        return failure_message(self.error, self.spool_error, self.home, wait)
+
+    def wait_for_space(self) -> bool:
+        """After close(): put what a full disk held back into the spool, trying
+        every SPACE_POLL_SECONDS for up to space_wait seconds. True when all of it
+        is spooled (or nothing was held)."""
+        deadline = time.monotonic() + self.space_wait
+        while True:
+            self._spool_held()
+            if not self.held or time.monotonic() >= deadline:
+                break
+            time.sleep(SPACE_POLL_SECONDS)
+        for spool in self.spools.values():
+            spool.close()
+        self.spools.clear()
+        lost, self.held = bool(self.held), []
+        return not lost
 
     # -- the thread -------------------------------------------------------------------
 
@@ -132,8 +194,9 @@ class StoreWriter:
                 if self.error is None and self.on_event:
                     self.on_event("written", None)
         finally:
-            for spool in self.spools.values():
-                spool.close()
+            waiting = {_task_id(op) for op in self.held} if self._holds() else set()
+            for task_id in [t for t in self.spools if t not in waiting]:
+                self.spools.pop(task_id).close()
             if self.store is not None:
                 try:
                     self.store.close()
@@ -147,16 +210,38 @@ class StoreWriter:
             self._fail(exc)
 
     def _apply(self, op: tuple) -> None:
+        try:
+            self._apply_one(op)
+        finally:
+            self._tell()
+
+    def _tell(self) -> None:
+        """A failure, once what failed has found its place (the spool, or none)."""
+        if self.untold:
+            self.untold = False
+            if self.on_event:
+                self.on_event("spooling" if self.spooling else "failed", self.message())
+
+    def _apply_one(self, op: tuple) -> None:
         if op[0] == "sync":
+            self._tell()
             op[1].set()
             return
-        if op[0] == "add" and self.error is not None and time.monotonic() >= self.retry_at:
+        starts = op[0] in ("add", "resume")
+        if starts and self.error is not None and time.monotonic() >= self.retry_at:
             self.error = None  # try the store again with this task
             if self.store is None:
                 self._open()
-        if self.error is None and _task_id(op) not in self.spools:
+        if op[0] == "append" and op[1] in self.skip:
+            op = self._skip_stored(op)
+            if op is None:
+                return
+        if self.error is None and _task_id(op) not in self.spools and not self.held:
             try:
-                getattr(self.store, op[0])(*op[1:])
+                if op[0] == "resume":
+                    self._resume(op[1])
+                else:
+                    getattr(self.store, op[0])(*op[1:])
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
             else:
@@ -164,14 +249,35 @@ class StoreWriter:
                 return
         self._spool(op)
 
+    def _resume(self, task: Task) -> None:
+        try:
+            self.store.get(task.id, streams=False)
+        except NoSuchTask:
+            self.store.add(task)
+            return
+        self.skip[task.id] = {s: len(self.store.read(task.id, s)) for s in STREAMS}
+
+    def _skip_stored(self, op: tuple) -> tuple | None:
+        """An append of a resumed task without the bytes the store has already."""
+        _, task_id, stream, data = op
+        left = self.skip[task_id]
+        skipped = min(left[stream], len(data))
+        left[stream] -= skipped
+        if not any(left.values()):
+            del self.skip[task_id]
+        return ("append", task_id, stream, data[skipped:]) if skipped < len(data) else None
+
     def _track(self, op: tuple) -> None:
         """Remember what the store has of each task, for a spool file that may follow."""
         kind = op[0]
         if kind == "append":
             self.tasks[op[1]][1][op[2]] += len(op[3])
-        elif kind == "add" or op[1].id in self.tasks:
+        elif kind in ("add", "resume") or op[1].id in self.tasks:
             task = op[1]
-            kept = self.tasks[task.id][1] if kind == "update" else dict.fromkeys(STREAMS, 0)
+            if kind == "update":
+                kept = self.tasks[task.id][1]
+            else:
+                kept = {s: self.skip.get(task.id, {}).get(s, 0) for s in STREAMS}
             self.tasks[task.id] = (task, kept)
             if kind == "update" and task.finished:
                 del self.tasks[task.id]
@@ -179,29 +285,48 @@ class StoreWriter:
     def _fail(self, exc: Exception) -> None:
         self.error = str(exc) or type(exc).__name__
         self.retry_at = time.monotonic() + RETRY_SECONDS
-        if self.on_event:
-            self.on_event("spooling" if self.spooling else "failed", self.message())
+        self.untold = True
 
     def _spool(self, op: tuple) -> None:
+        if self.held:  # in order, after what a full disk held back
+            self.held.append(op)
+            return
         if self.spool_error is not None:
             return
-        kind = op[0]
-        task_id = _task_id(op)
         try:
-            spool = self.spools.get(task_id)
-            if spool is None:
-                task, kept = (op[1], None) if kind == "add" else self.tasks[task_id]
-                spool = self.spools[task_id] = SpoolFile(self.home, task, kept)
-            if kind == "append":
-                spool.append(op[2], op[3])
-            elif kind == "update":
-                spool.update(op[1])
-                if op[1].finished:
-                    self.spools.pop(task_id).close()
+            self._spool_now(op)
         except (OSError, KeyError) as exc:
             self.spool_error = str(exc) or type(exc).__name__
-            if self.on_event:
-                self.on_event("failed", self.message())
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                self.held.append(op)
+            self.untold = True
+
+    def _spool_now(self, op: tuple) -> None:
+        kind = op[0]
+        task_id = _task_id(op)
+        spool = self.spools.get(task_id)
+        if spool is None:
+            starts = kind in ("add", "resume")
+            task, kept = (op[1], None) if starts else self.tasks[task_id]
+            spool = self.spools[task_id] = SpoolFile(self.home, task, kept, self.store_id)
+        if kind == "append":
+            spool.append(op[2], op[3])
+        elif kind == "update":
+            spool.update(op[1])
+            if op[1].finished:
+                self.spools.pop(task_id).close()
+
+    def _spool_held(self) -> None:
+        """Spool what a full disk held back, in order, as far as there is room."""
+        while self.held:
+            try:
+                self._spool_now(self.held[0])
+            except OSError as exc:
+                if exc.errno not in NO_SPACE:
+                    self.spool_error, self.held = str(exc), []
+                return
+            self.held.pop(0)
+        self.spool_error = None
 
     def _next_batch(self) -> list[tuple]:
         """What arrives within one flush period, ending early at a close or a sync."""
