@@ -18,6 +18,8 @@ import fcntl
 import os
 import time
 
+from qme import private
+
 FOLDER = "pending"
 WAIT_SECONDS = 5.0
 _POLL_SECONDS = 0.002
@@ -28,13 +30,13 @@ def create(home: str, name: str) -> int | None:
     store then cannot be written either, which the writer reports)."""
     folder = os.path.join(home, FOLDER)
     path = os.path.join(folder, name)
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT
     try:
-        return os.open(path, flags, 0o600)
+        return private.open_file(path, flags)
     except FileNotFoundError:
         try:
-            os.makedirs(folder, exist_ok=True)
-            return os.open(path, flags, 0o600)
+            private.make_dir(folder)  # QME_HOME too, when this is its first use: 0700
+            return private.open_file(path, flags)
         except OSError:
             return None
     except OSError:

@@ -18,7 +18,7 @@ import re
 import sys
 from collections import namedtuple
 
-from qme import console
+from qme import console, private
 from qme.config import Settings
 from qme.errors import QmeError, UnknownExecutor
 from qme.executors.base import Executor
@@ -155,12 +155,9 @@ def _read_cache(path: str, stamp: list[str]) -> dict[str, Entry] | None:
 
 def _write_cache(path: str, stamp: list[str], found: dict[str, Entry]) -> None:
     data = {"version": CACHE_VERSION, "sys_path": stamp, "executors": found}
-    tmp = f"{path}.{os.getpid()}.tmp"
+    text = json.dumps({**data, "executors": {k: list(v) for k, v in found.items()}})
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)  # as the store does
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({**data, "executors": {k: list(v) for k, v in found.items()}}, handle)
-        os.replace(tmp, path)
+        private.write_file(path, text.encode())  # its folder private, as the store's
     except OSError as exc:
         console.debug(f"could not cache the executor plugins in {path}: {exc}")
 
