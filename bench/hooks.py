@@ -13,6 +13,11 @@ in `--rounds` fresh shells, taking turns; the median is reported. Then, under
 strace, the processes each prompt starts (clone/fork) and the programs it runs
 (execve): the hooks must start no Python (no execve); bash's PS0 takes one subshell.
 
+`qme on` with a large state: in a shell with the hooks loaded and 500 aliases and
+500 functions (and as many variables) defined, the time from `qme on` to the
+session shell's first prompt (the snapshot written, read, deleted and loaded;
+target under 150 ms), against `qme on` in the same shell with none of them.
+
 (b) Throughput: `cat FILE` (log-like text) inside a plain bash on a pty, inside
 `script -qec bash /dev/null`, and inside `qme session --shell bash` (default
 max_output: 8 MiB kept; and with QME_MAX_OUTPUT=0: all of it stored), timed from
@@ -187,6 +192,43 @@ def start_shell(kind: str, mode: str, build: peers.Build, extra_env: dict | None
     return pty
 
 
+def large_state(kind: str, count: int) -> str:
+    """count aliases, functions and variables, as an rc file defines them."""
+    if kind == "fish":
+        lines = [
+            f"alias a{i} 'echo {i}'; function f{i}; echo {i}; end; set -g v{i} {i}"
+            for i in range(count)
+        ]
+    else:
+        lines = [f"alias a{i}='echo {i}'; f{i}() {{ echo {i}; }}; v{i}={i}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+def qme_on_start(kinds, build: peers.Build, rounds: int, count: int = 500) -> dict:
+    """Milliseconds from `qme on` to the session's first prompt, median of rounds,
+    by (shell, state size)."""
+    times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in kinds for n in (0, count)}
+    path = f"{Path(build.tool('qme')).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    for _ in range(rounds):
+        for kind, size in times:
+            pty = start_shell(kind, "hooks, no session", build, {"PATH": path})
+            try:
+                if size:
+                    state = Path(pty.home) / "state.sh"
+                    state.write_text(large_state(kind, size))
+                    pty.send(f"source {state}\n".encode())
+                    pty.until(PROMPT)
+                began = time.perf_counter()
+                pty.send(b"qme on\n")
+                pty.until(PROMPT)
+                times[(kind, size)].append((time.perf_counter() - began) * 1000)
+                pty.send(b"exit\n")
+                pty.until(PROMPT)
+            finally:
+                pty.close()
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def type_commands(pty: Pty, count: int) -> float:
     """Type `true` count times, each after the prompt; return the seconds taken."""
     began = time.perf_counter()
@@ -338,11 +380,22 @@ def main() -> None:
     parser.add_argument("--size", default="200M", help="file for throughput (200M)")
     parser.add_argument("--runs", type=int, default=3, help="throughput runs of each (3)")
     parser.add_argument("--shells", default=",".join(SHELLS), help="bash,zsh,fish")
+    parser.add_argument("--on-rounds", type=int, default=10, help="`qme on` starts timed (10)")
+    parser.add_argument("--only-on", action="store_true", help="only time `qme on`")
     peers.add_baseline_option(parser)
     args = parser.parse_args()
 
     kinds = [k for k in args.shells.split(",") if shutil.which(k)]
     builds = peers.builds(args.baseline)
+    on = qme_on_start(kinds, builds[0], args.on_rounds)
+    print(f"## `qme on`: to the session's first prompt (median of {args.on_rounds})\n")
+    rows = [
+        [kind, f"{size} aliases + functions + variables", f"{ms:.0f}"]
+        for (kind, size), ms in on.items()
+    ]
+    print(peers.table(["shell", "state", "ms"], rows) + "\n")
+    if args.only_on:
+        return
     path = data_file(parse_size(args.size))
 
     timed = per_prompt(kinds, builds, args.commands, args.rounds)
