@@ -292,7 +292,6 @@ def test_one_task_per_command(db):
     [
         (0, "complete"),
         (1, "failed"),
-        (148, "failed"),
         (129, "cancelled"),
         (130, "cancelled"),
         (137, "cancelled"),
