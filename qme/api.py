@@ -515,7 +515,7 @@ class Queue:
         pending.wait(home)
         waiting, _ = counts()
         try:
-            with open_store(self.settings) as store:
+            with open_store(self.settings, create=False) as store:  # made when written
                 delivered = spool.deliver(home, store, mine, unmarked=True)
         except Exception as exc:  # noqa: BLE001 - the store's own errors, whatever the backend
             raise StoreError(

@@ -252,3 +252,88 @@ def test_qme_run_whose_store_locks_mid_run_is_delivered_by_the_next_reader(qme_h
     with open_test_store(qme_home) as store:
         assert store.read(task.id, "output") == b"first\nsecond\n"
     assert spool.pending(str(qme_home)) == []
+
+
+def spool_for(home, database: str, number: int = 1) -> Task:
+    """A finished record spooled for the store that `database` names, as a writer
+    whose store would not open leaves it."""
+    from qme.config import Settings
+    from qme.store import identity
+
+    settings = Settings(str(home), overrides={"database": database})
+    task = new_task(number)
+    spooled = spool.SpoolFile(str(home), task, None, identity(settings))
+    spooled.append("output", b"spooled output\n")
+    spooled.update(finished(task))
+    spooled.close()
+    return task
+
+
+def test_a_record_is_delivered_only_to_the_store_it_was_spooled_for(qme, qme_home):
+    """A one-off `qme --database filesystem ls` does not take a SQLite store's
+    record; `qme sync --list` says which store it waits for; the SQLite store
+    takes it on its next read."""
+    task = spool_for(qme_home, "sqlite")
+    assert qme("--database", "filesystem", "ls", "--json").stdout in (b"", b"[]\n")
+    assert qme("--database", "filesystem", "sync").stderr.startswith(b"delivered 0 of 0")
+    assert len(spool.pending(str(qme_home))) == 1
+    listed = qme("sync", "--list").stdout.decode()
+    assert listed == f"{task.id}\tsqlite:{qme_home / 'qme.db'}\tcmd 1\n"
+    [shown] = json.loads(qme("ls", "--json").stdout)
+    assert (shown["id"], shown["status"]) == (task.id, COMPLETE)
+    assert qme("get", task.id, "--output").stdout == b"spooled output\n"
+    assert not (qme_home / "database").exists()
+    assert spool.pending(str(qme_home)) == []
+
+
+def test_qme_sync_delivers_records_that_name_no_store(qme, qme_home):
+    """Records spooled by an older qme say nothing of their store: readers leave
+    them, an explicit `qme sync` delivers them to its store."""
+    task = new_task()
+    spooled = spool.SpoolFile(str(qme_home), task, None)  # no store named
+    spooled.update(finished(task))
+    spooled.close()
+    assert qme("ls", "--json").stdout in (b"", b"[]\n")
+    assert qme("sync", "--list").stdout.decode().split("\t")[1] == "any (qme sync)"
+    synced = qme("sync")
+    assert synced.stderr.decode().startswith("delivered 1 of 1 spooled record(s) to sqlite:")
+    assert [t["id"] for t in json.loads(qme("ls", "--json").stdout)] == [task.id]
+
+
+def test_an_empty_spool_file_is_removed_and_not_counted_as_delivered(qme, qme_home):
+    """A writer that failed before its first record (a full disk) leaves nothing
+    to deliver: `qme sync` must not say it delivered it."""
+    (qme_home / "spool").mkdir(parents=True)
+    (qme_home / "spool" / "shell-x.spool").write_bytes(b"")
+    (qme_home / "spool" / "shell-y.spool").write_bytes(b'task 99\n{"id": ')  # torn
+    synced = qme("sync")
+    assert synced.returncode == 0
+    assert synced.stderr.decode().startswith("delivered 0 of ")
+    assert spool.pending(str(qme_home)) == []
+    assert qme("ls", "--json").stdout in (b"", b"[]\n")
+
+
+def test_a_failed_spool_write_leaves_whole_records(qme_home, monkeypatch):
+    """A write cut short (no room) is cut back, so later records still read."""
+    task = new_task()
+    spooled = spool.SpoolFile(str(qme_home), task, None, "sqlite:x")
+    spooled.append("output", b"one ")
+    real_write = os.write
+    monkeypatch.setattr(
+        spool.os, "write", lambda fd, data: real_write(fd, bytes(data)[:5]) and _no_space()
+    )
+    with pytest.raises(OSError):
+        spooled.append("output", b"two, which did not fit ")
+    monkeypatch.setattr(spool.os, "write", real_write)
+    spooled.append("output", b"three")
+    spooled.update(finished(task))
+    spooled.close()
+    with open_test_store(qme_home) as store:
+        assert spool.deliver(str(qme_home), store, "sqlite:x") == 1
+        assert store.get(task.id).output == b"one three"
+
+
+def _no_space():
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from qme.cli.env import OK
 
 HELP = """\
-When the store cannot be written (a server down, a database locked or broken),
-qme keeps each record in $QME_HOME/spool/ and delivers it the next time a qme
-command opens the store. 'qme sync' delivers now, and says what is left.
+When the store cannot be written (a server down, a database locked or broken,
+a full disk), qme keeps each record in $QME_HOME/spool/ and delivers it the next
+time a qme command opens that store: a record is delivered only to the store it
+was meant for. 'qme sync' delivers now to the store it is run for, and says what
+is left; 'qme sync --list' shows each record with the store it waits for.
 """
 
 
@@ -20,7 +22,11 @@ def add_parser(subparsers, name):
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--list", action="store_true", help="list them; deliver nothing")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list them (TASK-ID, STORE it waits for, COMMAND, tab-separated); deliver nothing",
+    )
     return parser
 
 
@@ -29,11 +35,21 @@ def run(args) -> int:
 
     queue = make_queue(args)
     if args.list:
-        for path, task in queue.spooled():
-            args.env.out(f"{task.id if task else '?'}\t{task.command if task else path}")
+        from qme.text import shown
+
+        for record in queue.spooled():
+            task = record.task
+            store = record.store or "any (qme sync)"
+            command = shown(task.command) if task else record.path
+            args.env.out(f"{task.id if task else '?'}\t{store}\t{command}")
         return OK
     synced = queue.sync()
-    args.env.err(f"delivered {synced.delivered} of {synced.waiting} spooled record(s)")
+    args.env.err(
+        f"delivered {synced.delivered} of {synced.waiting} spooled record(s) "
+        f"to {queue.store_identity() or 'the store'}"
+    )
     if synced.left:
         args.env.err(f"{synced.left} still wait in {synced.folder} (being written?)")
+    if synced.elsewhere:
+        args.env.err(f"{synced.elsewhere} wait for other stores (qme sync --list)")
     return OK
