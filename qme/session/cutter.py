@@ -33,16 +33,16 @@ _PROMPT_SP_WINDOW = 4096  # longer than any PROMPT_SP; bounds the search
 # focus reporting), sets the terminal's title and resets colours (then a \r): not
 # the command's output either.
 _FISH_PREAMBLE = re.compile(
-    rb"(?:\x1b\[\?[0-9;]*[hl]"  # modes
-    rb"|\x1b\][012];[^\x07\x1b]*(?:\x07|\x1b\\)"  # the title
-    rb"|\x1b\[[0-9;]*m|\x1b\(B|\x0f)*\r?"  # colours reset, back to column 0
+    rb"(?:\x1b\[\?[0-9;]*[hl])*"  # modes
+    rb"(?:\x1b\][012];[^\x07\x1b]*(?:\x07|\x1b\\)"  # the title
+    rb"(?:\x1b\[[0-9;]*m|\x1b\(B|\x0f)*\r?)?"  # colours reset, back to column 0
 )
 _PARTIAL_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;?]*|\][^\x07\x1b]*\x1b?|\()?")
 _PREAMBLE_MAX = 4096
 # The marks terminals read for their own shell integration (prompt and command
-# marks, the cwd, titles): passed on to the terminal, never stored as output.
+# marks, the cwd): passed on to the terminal, never stored as output.
 _INTEGRATION = re.compile(
-    rb"\x1b\](?:133|633|7|0|1|2|1337;(?:CurrentDir|SetMark|RemoteHost|ShellIntegration"
+    rb"\x1b\](?:133|633|7|1337;(?:CurrentDir|SetMark|RemoteHost|ShellIntegration"
     rb"|SetUserVar))[;=]?[^\x07\x1b]*(?:\x07|\x1b\\)"
 )
 _OPEN_OSC = re.compile(rb"\x1b(?:\][^\x07\x1b]*\x1b?)?\Z")
