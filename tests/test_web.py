@@ -912,7 +912,7 @@ def test_no_query_value_gives_a_500_on_any_route(queue, qme_home):
                 params = {
                     p["name"]: p["schema"]
                     for p in described.get(route.method.lower(), {}).get("parameters", [])
-                    if p["in"] == "query"
+                    if p["in"] == "query" and (route.rule != "/" or p["name"] != "format")
                 }
                 for name in [*params, *UNKNOWN_PARAMETERS]:
                     for value in FUZZ_VALUES:
@@ -943,7 +943,8 @@ def _targets(route, task_id: str) -> list[str]:
 
 
 def _described_as(rule: str, target: str) -> str:
-    """The OpenAPI path of a route (the table `/` takes /api/tasks's parameters)."""
+    """The OpenAPI path of a route (the table `/` takes /api/tasks's parameters, but
+    for `format`, which only the API answers)."""
     if rule == "/":
         return "/api/tasks"
     path = re.sub(r"<(\w+)(:[^>]*)?>", r"{\1}", rule)

@@ -135,9 +135,17 @@ def _streams(params) -> bool:
     return STREAMS[raw]
 
 
+def _queueme(params) -> bool:
+    """Whether ?format= asks for QueueMe 0.0.14's shape (qme's is the default)."""
+    wanted = params.get("format") or "qme"
+    if wanted not in ("qme", "queueme"):
+        raise BadRequest("format must be qme or queueme")
+    return wanted == "queueme"
+
+
 def install(app, queue: Queue, hub: Hub) -> None:
     def listing(executor: str | None = None):
-        if request.query.get("format") == "queueme":
+        if _queueme(request.query):
             return json_response(queueme_rows(queue, executor))
         page = page_of_tasks(queue, request.query.decode(), executor)
         return json_response({**page, **page_links(request.path, page)})
@@ -148,7 +156,7 @@ def install(app, queue: Queue, hub: Hub) -> None:
     @app.get("/api/tasks/<task_id>")
     def one_task(task_id):
         streams = _streams(request.query)
-        if request.query.get("format") == "queueme":
+        if _queueme(request.query):
             return json_response(queue.queueme_record(queue.get(task_id))["data"])
         task = queue.get(task_id, streams=streams)
         record = {**task.to_dict(streams), "short_id": task.short_id}
