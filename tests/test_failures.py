@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import LockedDatabase, start_run, unavailable
+from helpers import LockedDatabase, start_run, unavailable, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 QME = [sys.executable, "-m", "qme"]
@@ -415,3 +415,54 @@ def test_killed_recorder_leaves_the_task_lost(qme_home):
                     os.kill(sleeper, signal.SIGKILL)
             except (OSError, ProcessLookupError):
                 pass
+
+
+# -- a writer child that dies --------------------------------------------------------------
+
+
+def children(pid: int) -> set[int]:
+    try:
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+def test_a_killed_writer_child_loses_nothing(tmp_path, qme_home, database):
+    """SIGKILL to the real writer child while the command runs: another takes over,
+    the record is whole (its output before and after the kill, its exit code), and
+    one warning says so."""
+    go = tmp_path / "go"
+    script = f"echo first; while [ ! -e {go} ]; do sleep 0.02; done; seq 1 50000; exit 3"
+    env = {**os.environ, "QME_DATABASE": database}
+    proc = start_run("sh", "-c", script, env=env)
+    try:
+        from qme import Queue
+
+        def started():
+            with Queue(config_dir=qme_home, database=database) as queue:
+                try:
+                    task = queue.get()
+                except Exception:  # noqa: BLE001 - not there yet
+                    return None
+                return task if queue.read(task.id) == b"first\n" else None
+
+        task = wait_for(started, what="the task and its first line in the store")
+        [writer] = children(proc.pid) - {task.pid}
+        os.kill(writer, signal.SIGKILL)
+        go.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    expected = b"first\n" + b"".join(b"%d\n" % n for n in range(1, 50001))
+    assert (proc.returncode, out) == (3, expected), err
+    [warning] = err.decode().splitlines()
+    assert warning == (
+        f"qme: warning: qme's writer process {writer} was killed (signal 9); "
+        "another took over the record: nothing was lost"
+    )
+    listing = run_qme("ls", "--json", env={"QME_DATABASE": database})
+    [shown] = json.loads(listing.stdout)
+    assert (shown["id"], shown["status"], shown["returncode"]) == (task.id, "failed", 3)
+    got = run_qme("get", task.id, "--output", env={"QME_DATABASE": database})
+    assert got.stdout == expected

@@ -337,3 +337,34 @@ def _no_space():
     import errno
 
     raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("spooled_first", [False, True], ids=["store", "spool"])
+def test_a_writer_taking_over_adds_only_what_the_store_lacks(qme_home, spooled_first):
+    """A writer that died wrote part of a task (to the store, or to the spool); the
+    one that takes over gets the task and its output again from the start."""
+    task = new_task()
+    open_test_store(qme_home).close()
+    first = StoreWriter(lambda: open_test_store(qme_home), str(qme_home), store_id="s")
+    first.add(task)
+    first.append(task.id, "output", b"hello ")
+    first.append(task.id, "error", b"e1")
+    first.sync()
+    if spooled_first:  # the store went away for a while: the rest went to the spool
+        lock = LockedDatabase(qme_home / "qme.db")
+        first.append(task.id, "output", b"wor")
+        first.sync()
+        lock.release()
+    first.close()  # as if killed: no final update
+    second = StoreWriter(lambda: open_test_store(qme_home), str(qme_home), store_id="s")
+    second.resume(task)
+    second.append(task.id, "output", b"hello ")
+    second.append(task.id, "error", b"e1e2")
+    second.append(task.id, "output", b"world")
+    second.update(finished(task))
+    assert second.close() is None
+    with open_test_store(qme_home) as store:
+        spool.deliver(str(qme_home), store, "s")
+        stored = store.get(task.id)
+    assert (stored.output, stored.error, stored.status) == (b"hello world", b"e1e2", COMPLETE)
+    assert spool.pending(str(qme_home)) == []

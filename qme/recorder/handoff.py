@@ -13,6 +13,13 @@ may finish the final update and the full-text indexing after the parent has
 exited; qme/pending.py makes readers wait for it. Its failures come back as lines on a second pipe,
 which the parent reads when it closes the child; for a failure after that, see
 background.py.
+
+A child that dies before it has written the record (killed, out of memory) is
+replaced: the parent keeps every frame it sent (up to REPLAY_LIMIT bytes, the
+output as captured, so QME_MAX_OUTPUT bounds it), forks another child and sends
+them all again, the task as a `resume`, whose writer skips what the store has
+already. A parent that replaced its child waits for the record's verdict before
+it exits, so that its one warning can say whether the record is whole.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ BACKLOG_LIMIT = 4 << 20  # bytes waiting for the pipe; beyond this, writing bloc
 # `qme run` itself; one that did not (a quick command: `true`) exits at once, and
 # the child, still holding stderr, tells what goes wrong.
 VERDICT_SECONDS = 3.0
+REPLAY_LIMIT = 64 << 20  # bytes of frames kept to hand to a child that takes over
+TAKEOVERS = 2  # children forked to take over from one that died, at most
 # Signals that could reach the child between its fork and its setsid().
 _IGNORED_BY_CHILD = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP)
 
@@ -65,6 +74,12 @@ class ChildWriter:
         self.store_took_first = self.synced = False
         self.timer = (time.monotonic() + START_DELAY, self.start)
         self.busy = None  # the store is written in the child: never by this process
+        self.pid = 0
+        self.sent: list[bytes] | None = []  # every frame but close, for a child taking over
+        self.sent_size = 0
+        self.takeovers = 0
+        self.silent_end = False  # the child closed its report pipe without a verdict
+        self.took_over: str | None = None  # how the last child that died ended
 
     def start(self) -> None:
         """Fork the child, unless it runs already, and hand it what waits."""
@@ -104,7 +119,7 @@ class ChildWriter:
         os.close(report_write)
         os.set_blocking(data_write, False)
         os.set_blocking(reports, False)
-        self.data, self.reports = data_write, reports
+        self.data, self.reports, self.pid = data_write, reports, pid
 
     def add(self, task: Task) -> None:
         self._send(b"add", task.id, fields(task))
@@ -128,19 +143,57 @@ class ChildWriter:
         """Hand over the rest and return the child's report of a failure, if any;
         the child finishes on its own."""
         self.start()
-        if self.data is None:  # it could not start
-            return self.error
-        self._send(b"close", "-", b"")
-        self._flush(block=True)
-        os.close(self.data)
-        self._read_reports()
-        if self.store_took_first and not self.lines:
-            self._await_verdict()
+        while self.data is not None:
+            self.backlog.append(frame(b"close", "-", b""))  # not kept: each child gets one
+            self._flush(block=True)
+            if self.gone or self.data is None:
+                break
+            os.close(self.data)
+            self.data = None
+            self._read_reports()
+            if (self.store_took_first or self.takeovers) and not self.lines:
+                self._await_verdict()
+            if self.synced or self.lines or not self.silent_end or not self._died():
+                break  # else another child took over: hand it the close too
         error = self.error
-        os.close(self.reports)
+        if self.took_over:
+            error = f"{self.took_over}: {error}" if error else f"{self.took_over}: nothing was lost"
+        if self.reports is not None:
+            os.close(self.reports)
+            self.reports = None
         if self.lock is not None:
             os.close(self.lock)
         return error
+
+    # -- a child that died --------------------------------------------------------------
+
+    def _died(self) -> bool:
+        """The child has ended without a word (no verdict, no failure): killed, or
+        crashed. Fork another to take over; False when none can."""
+        how = _ended(self.pid)
+        if self.sent is None or self.takeovers >= TAKEOVERS:
+            self.lines.append(
+                f"qme's writer process {self.pid} {how} before it wrote the whole record"
+            )
+            return False
+        old = self.pid
+        for fd in (self.data, self.reports):
+            if fd is not None:
+                os.close(fd)
+        self.data = self.reports = None
+        self.takeovers += 1
+        self.lines, self.store_took_first, self.synced = [], False, False
+        self.silent_end = False
+        self.backlog = [b"resume" + f[3:] if f.startswith(b"add ") else f for f in self.sent]
+        self.backlog_size = self.sent_size
+        try:
+            self._fork()
+        except OSError as exc:
+            self.lines.append(f"qme's writer process {old} {how}, and no other could start ({exc})")
+            self.backlog, self.backlog_size = [], 0
+            return False
+        self.took_over = f"qme's writer process {old} {how}; another took over the record"
+        return True
 
     # -- the pipe ---------------------------------------------------------------------
 
@@ -149,6 +202,11 @@ class ChildWriter:
             return
         self.backlog.append(frame(op, task_id, payload))
         self.backlog_size += len(self.backlog[-1])
+        if self.sent is not None:
+            self.sent.append(self.backlog[-1])
+            self.sent_size += len(self.backlog[-1])
+            if self.sent_size > REPLAY_LIMIT:  # a child that dies now loses the record
+                self.sent = None
         if self.data is not None:
             self._flush(block=self.backlog_size > BACKLOG_LIMIT)
         elif self.backlog_size > BACKLOG_LIMIT:
@@ -164,6 +222,8 @@ class ChildWriter:
                 select.select([], [self.data], [])
                 continue
             except OSError:  # the child has ended: it said why on the report pipe
+                if self._died():
+                    continue  # another child has the record from its start
                 self.gone, self.spooling = True, False
                 self.backlog, self.backlog_size = [], 0
                 pending.unlock(self.lock)  # nothing more will be written: don't wait
@@ -202,6 +262,7 @@ class ChildWriter:
         except (BlockingIOError, OSError):
             return True
         if not data:
+            self.silent_end = not (self.synced or self.lines)
             return False
         for marker, name in ((TOOK_FIRST, "store_took_first"), (SYNCED, "synced")):
             if marker in data:
@@ -212,6 +273,24 @@ class ChildWriter:
                 self.spooling = line.startswith(SPOOLING)
                 self.lines.append(line.removeprefix(SPOOLING))
         return True
+
+
+def _ended(pid: int) -> str:
+    """How the child pid ended, once it has (waiting a second at most)."""
+    deadline = time.monotonic() + 1
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "ended"
+        if done:
+            break
+        if time.monotonic() > deadline:
+            return "stopped answering"
+        time.sleep(0.01)
+    if os.WIFSIGNALED(status):
+        return f"was killed (signal {os.WTERMSIG(status)})"
+    return f"ended early (exit status {os.waitstatus_to_exitcode(status)})"
 
 
 def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask) -> None:
