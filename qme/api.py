@@ -555,6 +555,12 @@ class Queue:
             )
         return servers.redact(value) if value is not None else None
 
+    def setting_problems(self) -> list[str]:
+        """One line for each setting whose value is not accepted (naming where it
+        came from and what it takes), and for each key or [executor.NAME] section
+        of config.ini that means nothing: what a command warns about."""
+        return self.executors.setting_problems()
+
     def configuration(self) -> dict[str, Any]:
         """Every setting with its value (passwords hidden) and where it came from,
         and the store's kind and location."""

@@ -19,13 +19,65 @@ EXECUTOR_SECTION_PREFIX = "executor."
 
 
 class Option:
-    """A general setting: its environment variable, default and help (a plain
-    class: `collections` costs `qme run` more start-up time than it is worth)."""
+    """A general setting: its environment variable, default, help, and how a value
+    is checked: parse(text) returns the value or raises ValueError, and accepted
+    says which values it takes (a plain class: `collections` costs `qme run` more
+    start-up time than it is worth)."""
 
-    __slots__ = ("env", "default", "help")
+    __slots__ = ("env", "default", "help", "parse", "accepted")
 
-    def __init__(self, env: str, default: str, help: str):
+    def __init__(self, env: str, default: str, help: str, parse=str, accepted: str = "any text"):
         self.env, self.default, self.help = env, default, help
+        self.parse, self.accepted = parse, accepted
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(text) from None
+    if seconds - seconds != 0 or seconds < 0:  # nan, inf (without importing math)
+        raise ValueError(text)
+    return seconds
+
+
+def _level(text: str) -> str:
+    if text.strip().upper() not in console.LEVELS:
+        raise ValueError(text)
+    return text.strip().upper()
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(text)
+    return value == "on"
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ConfigError:
+        raise ValueError(text) from None
+
+
+def _patterns(text: str) -> list[str]:
+    """Regular expressions, one per line (each is compiled to check it)."""
+    import re
+
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    for pattern in found:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern}: {exc}") from None
+    return found
+
+
+def _store(text: str) -> str:
+    if not text.strip():
+        raise ValueError(text)
+    return text
 
 
 OPTIONS: dict[str, Option] = {
@@ -33,6 +85,8 @@ OPTIONS: dict[str, Option] = {
         "QME_DATABASE",
         "sqlite",
         "store: sqlite, sqlite://FILE, filesystem, postgresql, mysql+pymysql (or a full URL)",
+        _store,
+        "sqlite, sqlite://FILE, filesystem, postgresql, mysql+pymysql, or a server's URL",
     ),
     "database_string": Option(
         "QME_DATABASE_STRING",
@@ -44,18 +98,42 @@ OPTIONS: dict[str, Option] = {
         "QME_MAX_OUTPUT",
         "1M",
         "bytes kept per stream (K/M/G suffixes, 0 = everything); head and tail are kept",
+        _size,
+        "a size of 0 or more: bytes, or with K, M or G (512K, 16M); 0 keeps everything",
     ),
     "busy_timeout": Option(
-        "QME_BUSY_TIMEOUT", "15", "seconds a write waits for a locked SQLite database"
+        "QME_BUSY_TIMEOUT",
+        "15",
+        "seconds a write waits for a locked SQLite database",
+        _seconds,
+        "a number of seconds, 0 or more (15, 2.5)",
     ),
-    "log_level": Option("QME_LOG_LEVEL", "WARNING", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    "log_level": Option(
+        "QME_LOG_LEVEL",
+        "WARNING",
+        "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        _level,
+        "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    ),
     "ignore": Option(
         "QME_IGNORE",
         "vi vim nvim nano emacs less more most man top htop btop tmux screen",
         "programs whose commands a shell session (qme on) does not record",
     ),
     "secrets_filter": Option(
-        "QME_SECRETS_FILTER", "on", "on: a shell session skips commands that carry secrets"
+        "QME_SECRETS_FILTER",
+        "on",
+        "on: a shell session skips commands that carry secrets",
+        _on_off,
+        "on or off",
+    ),
+    "redact": Option(
+        "QME_REDACT",
+        "",
+        "your own secrets' patterns (regular expressions, one per line), replaced by "
+        "[redacted] in commands and output before they are stored, as the built-in ones are",
+        _patterns,
+        "regular expressions, one per line",
     ),
 }
 
@@ -83,7 +161,19 @@ def parse_size(text: str) -> int:
     return value
 
 
-_CHECKED = ("max_output", "busy_timeout", "log_level", "secrets_filter")
+def parse_value(key: str, text: str, source: str):
+    """A general setting's value parsed by its Option; ConfigError, one line naming
+    the setting, its value, its source and the values it accepts, when it is not
+    one of them."""
+    option = OPTIONS[key]
+    try:
+        return option.parse(text)
+    except ValueError as exc:
+        reason = str(exc) if str(exc) != text else ""
+        raise ConfigError(
+            f"setting {key} = {text!r} from {source} is not accepted"
+            f"{f' ({reason})' if reason else ''}: {key} takes {option.accepted}"
+        ) from None
 
 
 class Settings:
@@ -131,29 +221,24 @@ class Settings:
     def get(self, key: str) -> str:
         return self.lookup(key)[0]
 
+    def value(self, key: str):
+        """A general setting's value, parsed (a size as an int, a level in capitals);
+        ConfigError, naming the setting, where it came from and what it accepts,
+        when the value is not one it accepts."""
+        text, source = self.lookup(key)
+        return parse_value(key, text, source)
+
     @property
     def max_output(self) -> int:
-        return parse_size(self.get("max_output"))
+        return self.value("max_output")
 
     @property
     def busy_timeout(self) -> float:
-        value = self.get("busy_timeout")
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if seconds < 0:
-            raise ConfigError(f"busy_timeout is a number of seconds, not '{value}'")
-        return seconds
+        return self.value("busy_timeout")
 
     @property
     def log_level(self) -> str:
-        level = self.get("log_level").upper()
-        if level not in console.LEVELS:
-            raise ConfigError(
-                f"log level '{level}' is not one of {', '.join(sorted(console.LEVELS))}"
-            )
-        return level
+        return self.value("log_level")
 
     def log_level_if_readable(self) -> str | None:
         """log_level, or None when the configuration is broken (a command that needs
@@ -164,24 +249,70 @@ class Settings:
             return None
 
     @property
+    def redact(self) -> list[str]:
+        return self.value("redact")
+
+    @property
     def ignore(self) -> list[str]:
         return self.get("ignore").replace(",", " ").split()
 
     @property
     def secrets_filter(self) -> bool:
-        value = self.get("secrets_filter").strip().lower()
-        if value not in ("on", "off"):
-            raise ConfigError(f"secrets_filter is on or off, not '{value}'")
-        return value == "on"
+        return self.value("secrets_filter")
 
-    def check(self, key: str, value: str | None) -> None:
+    def check(self, key: str, value: str | None, source: str = "--set") -> None:
         """Raise ConfigError unless key is a general setting and value (None: to be
-        removed) one it accepts. The database is checked by the store, which knows
-        its kinds (qme.store.describe)."""
+        removed) one it accepts, given by source. The database's kind is checked
+        further by the store, which knows its kinds (qme.store.describe)."""
         if key not in OPTIONS:
             raise ConfigError(f"unknown setting '{key}' (settings: {', '.join(OPTIONS)})")
-        if value is not None and key in _CHECKED:  # each is read through its property
-            getattr(Settings(self.home, overrides={key: value}), key)
+        if value is not None:
+            parse_value(key, value, source)
+
+    def problems(self, executors: dict[str, object] | None = None) -> list[str]:
+        """One line for each setting whose value is not accepted, wherever it comes
+        from, and for each key of config.ini that means nothing: an unknown general
+        key, and (given executors: name -> its settings' names) an unknown
+        [executor.NAME] section or key. An unreadable config.ini is one line too."""
+        try:
+            sections = self.file_values
+        except ConfigError as exc:
+            return [str(exc)]
+        found = []
+        for key in OPTIONS:
+            try:
+                self.value(key)
+            except ConfigError as exc:
+                found.append(str(exc))
+        where = f"in {self.config_file}"
+        known = set(OPTIONS) | set(QUEUEME_NAMES.values())
+        for key in sections.get(GENERAL_SECTION, {}):
+            if key not in known:
+                found.append(
+                    f"unknown setting '{key}' {where}, ignored (settings: {', '.join(OPTIONS)})"
+                )
+        for section, items in sections.items():
+            if section == GENERAL_SECTION:
+                continue
+            name = section[len(EXECUTOR_SECTION_PREFIX) :]
+            if not section.startswith(EXECUTOR_SECTION_PREFIX):
+                found.append(f"unknown section [{section}] {where}, ignored")
+            elif executors is None:
+                continue
+            elif name not in executors:
+                found.append(
+                    f"unknown executor in [{section}] {where}, ignored "
+                    f"(executors: {', '.join(executors)})"
+                )
+            else:
+                for key in items:
+                    if key not in executors[name]:
+                        offered = ", ".join(executors[name]) or "none"
+                        found.append(
+                            f"unknown setting '{key}' in [{section}] {where}, ignored "
+                            f"(its settings: {offered})"
+                        )
+        return found
 
     def executor_setting(self, executor: str, key: str, default: str | None = None):
         """QME_<EXECUTOR>_<KEY>, then [executor.NAME] in config.ini, then default."""

@@ -42,6 +42,10 @@ def shows(level: str) -> bool:
 
 def _emit(level: str, message: str) -> None:
     if shows(level):
+        if not message.isprintable():  # a command or a path from a record, say
+            from qme.text import printable  # imports re: only when needed
+
+            message = printable(message)
         try:
             sys.stderr.write(f"qme: {level.lower()}: {message}\n")
             sys.stderr.flush()

@@ -138,3 +138,54 @@ def shown(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that was not a byte
         return "".join(_escaped_char(c) if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+# -- text from a record, printed on someone's terminal --------------------------------
+#
+# A record holds whatever a command printed or was given, escape sequences included:
+# OSC 52 writes the clipboard, OSC 0 the window title, others move the cursor or
+# rewrite the screen. Text from a record is printed through printable(), which shows
+# every control character visibly as `cat -v` and `less` do: C0 in caret notation
+# (ESC as ^[, BEL as ^G, CR as ^M), DEL as ^?, C1 as M-^[ style (U+009B, 8-bit CSI,
+# as M-^[). What qme colours itself (SGR) is added after, by the printer.
+_PRINTABLE_TABLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {0x7F: "^?"}
+_PRINTABLE_TABLE |= {c: f"M-^{chr(c - 128 + 64)}" for c in range(0x80, 0xA0)}
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SGR = re.compile("(\x1b\\[[0-9;:]*m)")  # colours and text attributes only
+
+
+def printable(text: str, keep: str = "", *, colors: bool = False) -> str:
+    """text with every control character shown visibly (see above), but for those
+    in keep (such as "\\t\\n" for multi-line text) and, with colors, the colour
+    sequences (SGR: ESC [ … m); bytes that were not UTF-8 as `\\xHH` (see shown())."""
+    text = shown(text)
+    if not _UNPRINTABLE.search(text):
+        return text
+    table = _PRINTABLE_TABLE
+    if keep:
+        table = {c: v for c, v in table.items() if chr(c) not in keep}
+    if colors:
+        pieces = _SGR.split(text)  # odd pieces are the SGR sequences
+        return "".join(p if i % 2 else p.translate(table) for i, p in enumerate(pieces))
+    return text.translate(table)
+
+
+MARK_START, MARK_END = "\x02", "\x03"  # around each match in a search hit's line
+
+
+def marked_spans(line: str) -> tuple[str, list[tuple[int, int]]]:
+    """A search hit's line (see first_match()) without its \\x02 … \\x03 marks, and
+    the (start, end) offsets of each marked span in that plain line."""
+    plain, spans, start = [], [], None
+    length = 0
+    for piece in re.split("([\x02\x03])", line):
+        if piece == MARK_START:
+            start = length
+        elif piece == MARK_END:
+            if start is not None:
+                spans.append((start, length))
+            start = None
+        else:
+            plain.append(piece)
+            length += len(piece)
+    return "".join(plain), spans

@@ -195,7 +195,7 @@ def test_search(qme, three):
     assert three[1].split("-", 1)[1][:8] in out and "error: oops" in out
     hits = json.loads(ok(qme("search", "deploy", "--json")))
     assert [h["id"] for h in hits] == [three[1]]
-    assert hits[0]["match"] == {"field": "message", "line": "deploy notes"}
+    assert hits[0]["match"] == {"field": "message", "line": "deploy notes", "spans": [[0, 6]]}
     assert qme("search", "absentword").returncode == 1
     assert "nothing to search for" in one_error_line(qme("search", "--", "--"))
     assert json.loads(ok(qme("search", "--rank", "echo", "--json")))
@@ -254,7 +254,7 @@ def test_config_show_set_and_errors(qme, qme_home):
     assert "unknown setting 'colour'" in one_error_line(qme("config", "--set", "colour", "x"))
     assert "has no setting 'foo'" in one_error_line(qme("config", "--set", "shell", "foo", "1"))
     assert "unknown executor" in one_error_line(qme("config", "--set", "nosuch", "k", "v"))
-    assert "not a size" in one_error_line(qme("config", "--set", "max_output", "lots"))
+    assert "max_output takes a size" in one_error_line(qme("config", "--set", "max_output", "lots"))
     assert "unknown database" in one_error_line(qme("config", "--database", "oracle"))
 
 

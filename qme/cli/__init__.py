@@ -53,9 +53,27 @@ def parse(argv: list[str], env: Environment | None = None):
 
 
 def make_queue(args):
+    """The Queue a command works with; the settings' problems are told once the
+    command is done (see handle), unless its error tells them."""
     from qme.api import Queue
 
-    return Queue(config_dir=args.config_dir, database=args.database)
+    queue = Queue(config_dir=args.config_dir, database=args.database)
+    args.setting_problems = queue.setting_problems
+    return queue
+
+
+def _warn_settings(args, env: Environment, error: str | None = None) -> None:
+    problems = getattr(args, "setting_problems", None)
+    if problems is None:
+        return
+    args.setting_problems = None
+    try:
+        lines = problems()
+    except Exception:  # noqa: BLE001 - a warning must not fail the command
+        return
+    for line in lines:
+        if line != error:
+            env.err(f"qme: warning: {printable(line)}")
 
 
 def _apply_log_level(args) -> None:
@@ -127,11 +145,14 @@ def handle(args, env: Environment | None = None) -> int:
         env.config_dir = args.config_dir
     try:
         _apply_log_level(args)
-        return args.handler(args)
+        code = args.handler(args)
+        _warn_settings(args, env)
+        return code
     except QmeError as exc:
         if args.debug:
             raise
-        env.err(f"qme: error: {exc}")
+        _warn_settings(args, env, str(exc))
+        env.err(f"qme: error: {printable(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         if args.debug:
@@ -144,8 +165,19 @@ def handle(args, env: Environment | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
         if args.debug:
             raise
-        env.err(f"qme: error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        env.err(
+            f"qme: error: {type(exc).__name__}: {printable(str(exc))} "
+            "(run with --debug for details)"
+        )
         return ERROR
+
+
+def printable(text: str) -> str:
+    """qme.text.printable, imported only when an error is shown (it imports re,
+    which `qme run` does without)."""
+    from qme.text import printable
+
+    return printable(text)
 
 
 def _silence(stream) -> None:

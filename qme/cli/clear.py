@@ -39,8 +39,10 @@ def confirm(question: str) -> bool | None:
 
 
 def describe(tasks: list[Task]) -> str:
+    from qme.cli.render import safe
+
     if len(tasks) == 1:
-        return f"task {tasks[0].id} ({tasks[0].command})"
+        return f"task {tasks[0].id} ({safe(tasks[0].command)})"
     ids = ", ".join(task.short_id for task in tasks[:SHOWN_IDS])
     return f"{len(tasks)} tasks ({ids}{', …' if len(tasks) > SHOWN_IDS else ''})"
 

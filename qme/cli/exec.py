@@ -111,7 +111,9 @@ def _pick(queue, known: list[str], task=None):
         raise QmeError(f"task {task.short_id} is a {task.executor} task, which has no actions")
     width = max(map(len, actions))
     choices = [(f"{name:<{width}}  {a.description}", name) for name, a in actions.items()]
-    return task, pick_one(choices, f"Which action on {task.short_id} ({task.command})?")
+    from qme.cli.render import safe
+
+    return task, pick_one(choices, f"Which action on {task.short_id} ({safe(task.command)})?")
 
 
 def _no_such_action(queue, task, name: str, actions: dict, known: list[str]) -> QmeError:
@@ -139,6 +141,10 @@ def _list_actions(env, queue, name: str, as_json: bool) -> int:
 
 
 def _write(env, text: str) -> None:
+    if env.stdout_isatty:  # a followed job's output: as render() shows text
+        from qme.text import printable
+
+        text = printable(text, "\t\n", colors=env.colors)
     env.stdout.write(text)
     env.stdout.flush()
 
@@ -146,11 +152,15 @@ def _write(env, text: str) -> None:
 def render(env, result) -> None:
     """An action's result, readably: text as it is, a mapping as 'key: value'
     lines (file contents under '==> name <==' headers), rows as a table."""
-    from qme.cli.render import table
+    from qme.cli.render import safe, table
 
     if result is None:
         return
     if isinstance(result, str):
+        if env.stdout_isatty:  # a job's output: its colours, and nothing else a terminal obeys
+            from qme.text import printable
+
+            result = printable(result, "\t\n", colors=env.colors)
         env.stdout.write(result if result.endswith("\n") or not result else result + "\n")
     elif (
         isinstance(result, dict)
@@ -158,16 +168,17 @@ def render(env, result) -> None:
         and all(isinstance(v, str) and "\n" in v or v is None for v in result.values())
     ):
         for key, text in result.items():
-            env.out(f"==> {key} <==")
+            env.out(f"==> {safe(str(key))} <==")
             render(env, text if text is not None else "(not written yet)")
     elif isinstance(result, dict):
         scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
         width = max((len(str(k)) for k in scalars), default=0)
         for key, value in scalars.items():
-            env.out(f"{str(key) + ':':<{width + 1}} {'' if value is None else value}")
+            shown = "" if value is None else safe(str(value))
+            env.out(f"{safe(str(key)) + ':':<{width + 1}} {shown}")
         for key, value in result.items():
             if isinstance(value, (list, dict)):
-                env.out(f"{key}:")
+                env.out(f"{safe(str(key))}:")
                 render(env, value)
     elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
         headers = list(dict.fromkeys(k for row in result for k in row))
@@ -175,6 +186,6 @@ def render(env, result) -> None:
         table(env, [h.upper() for h in headers], rows)
     elif isinstance(result, list):
         for item in result:
-            env.out(str(item))
+            env.out(safe(str(item)))
     else:
-        env.out(str(result))
+        env.out(safe(str(result)))

@@ -19,10 +19,15 @@ def add_parser(subparsers, name):
     which.add_argument("--last", action="store_true", help="the last task, without asking")
     stream = parser.add_mutually_exclusive_group()
     stream.add_argument(
-        "--output", action="store_true", help="print the captured stdout, byte for byte"
+        "--output",
+        action="store_true",
+        help="print the captured stdout as raw bytes, escape sequences included (for "
+        "piping: the JSON shows it safely)",
     )
     stream.add_argument(
-        "--error", action="store_true", help="print the captured stderr, byte for byte"
+        "--error",
+        action="store_true",
+        help="print the captured stderr as raw bytes, escape sequences included (for piping)",
     )
     parser.add_argument(
         "--format",

@@ -102,7 +102,7 @@ def given_or_picked(queue: Queue, args, prompt: str) -> str | None:
 
 def task_titles(tasks: Sequence[Task], now: float | None = None) -> list[str]:
     """One line per task: short id, status, age, cwd (with ~) and command, in columns."""
-    from qme.cli.render import age, home_path, one_line
+    from qme.cli.render import age, home_path, safe
 
     now = time.time() if now is None else now
     rows = [
@@ -113,8 +113,8 @@ def task_titles(tasks: Sequence[Task], now: float | None = None) -> list[str]:
     age_width = max(len(row[2]) for row in rows)
     cwd_width = min(max(len(row[3]) for row in rows), CWD_COLUMN)
     return [
-        f"{short}  {status:<{status_width}}  {ago:>{age_width}}  {cwd:<{cwd_width}}  "
-        f"{one_line(command)}"
+        f"{short}  {status:<{status_width}}  {ago:>{age_width}}  {safe(cwd):<{cwd_width}}  "
+        f"{safe(command)}"
         for short, status, ago, cwd, command in rows
     ]
 

@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
 def listing(env, tasks: list[Task]) -> None:
     """QueueMe's `qme ls`: `N  <taskid>\\t<command>`, numbered from 1."""
+    from qme.cli.render import safe
+
     for number, task in enumerate(tasks, start=1):
-        env.out(f"{str(number).ljust(2)} {task.id}\t{task.command}")
+        env.out(f"{str(number).ljust(2)} {task.id}\t{safe(task.command)}")
 
 
 def hint(env, queue: Queue) -> None:

@@ -10,6 +10,8 @@ import os
 import shutil
 import time
 
+from qme.text import printable
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from qme.cli.env import Environment
@@ -17,9 +19,21 @@ if TYPE_CHECKING:
 STATUS_COLORS = {"complete": "32", "failed": "31", "cancelled": "33", "lost": "35", "running": "36"}
 
 
+# What JSON leaves as it is but a terminal may obey: DEL and the C1 controls (U+009B
+# is CSI). json escapes the C0 controls (ESC as \u001b) itself.
+_JSON_UNSAFE = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
 def print_json(env: Environment, value) -> None:
-    json.dump(value, env.stdout, indent=4, ensure_ascii=False, default=str)
-    env.stdout.write("\n")
+    """value as JSON, with no control character left that a terminal would obey."""
+    text = json.dumps(value, indent=4, ensure_ascii=False, default=str)
+    env.stdout.write(text.translate(_JSON_UNSAFE) + "\n")
+
+
+def safe(text: str) -> str:
+    """Text from a record as one line for the terminal: line breaks and tabs as
+    spaces, every other control character shown visibly (qme.text.printable)."""
+    return printable(one_line(text))
 
 
 def colored(text: str, code: str | None, enabled: bool) -> str:
@@ -68,6 +82,8 @@ def table(
     """Columns padded to their widest cell; on a terminal, the last one cut to its
     width. status_colors colour the second column (the status) row by row."""
     enabled = env.colors
+    headers = [safe(h) for h in headers]
+    rows = [[safe(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     width = shutil.get_terminal_size((120, 24)).columns if env.stdout_isatty else None
 

@@ -27,7 +27,8 @@ def add_parser(subparsers, name):
 
 def run(args) -> int:
     from qme.cli import make_queue, queueme
-    from qme.cli.render import age, colored, one_line, print_json
+    from qme.cli.render import age, colored, print_json, safe
+    from qme.text import marked_spans
 
     queue = make_queue(args)
     queueme.hint(args.env, queue)
@@ -36,7 +37,7 @@ def run(args) -> int:
         print_json(
             args.env,
             [
-                {**hit.task.to_dict(), "match": {"field": hit.field, "line": _plain(hit.line)}}
+                {**hit.task.to_dict(), "match": _match(hit.field, *marked_spans(hit.line))}
                 for hit in hits
             ],
         )
@@ -45,14 +46,26 @@ def run(args) -> int:
     color = env.colors
     for hit in hits:
         task = hit.task
-        line = one_line(hit.line).replace("\x02", "\x1b[1;33m" if color else "")
-        line = line.replace("\x03", "\x1b[0m" if color else "")
         short_id = colored(task.short_id, "2", color)
-        env.out(f"{short_id}  {age(task.started):>8}  {one_line(task.command)}")
+        env.out(f"{short_id}  {age(task.started):>8}  {safe(task.command)}")
         if hit.field != "command":
-            env.out(f"    {hit.field}: {line}")
+            env.out(f"    {hit.field}: {_highlighted(*marked_spans(hit.line), color)}")
     return OK if hits else ERROR
 
 
-def _plain(line: str) -> str:
-    return line.replace("\x02", "").replace("\x03", "")
+def _match(field: str, line: str, spans: list[tuple[int, int]]) -> dict:
+    return {"field": field, "line": line, "spans": [list(span) for span in spans]}
+
+
+def _highlighted(line: str, spans: list[tuple[int, int]], color: bool) -> str:
+    """The line made safe for the terminal (qme.cli.render.safe) piece by piece, the
+    matched words in bold yellow when colouring."""
+    from qme.cli.render import colored, safe
+
+    pieces, done = [], 0
+    for start, end in spans:
+        pieces.append(safe(line[done:start]))
+        pieces.append(colored(safe(line[start:end]), "1;33", color))
+        done = end
+    pieces.append(safe(line[done:]))
+    return "".join(pieces)

@@ -35,12 +35,12 @@ def run(args) -> int:
 
     queue = make_queue(args)
     if args.list:
-        from qme.text import shown
+        from qme.cli.render import safe
 
         for record in queue.spooled():
             task = record.task
             store = record.store or "any (qme sync)"
-            command = shown(task.command) if task else record.path
+            command = safe(task.command) if task else safe(record.path)
             args.env.out(f"{task.id if task else '?'}\t{store}\t{command}")
         return OK
     synced = queue.sync()

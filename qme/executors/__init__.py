@@ -20,7 +20,7 @@ from collections import namedtuple
 
 from qme import console, private
 from qme.config import Settings
-from qme.errors import QmeError, UnknownExecutor
+from qme.errors import ConfigError, QmeError, UnknownExecutor
 from qme.executors.base import Executor
 from qme.task import Task
 
@@ -69,6 +69,27 @@ class Registry:
 
     def get(self, name: str) -> Executor:
         return self.executor_class(name)(self.settings)
+
+    def setting_problems(self) -> list[str]:
+        """The settings' problems (Settings.problems), config.ini's [executor.NAME]
+        sections checked against these executors' settings."""
+        try:
+            sections = self.settings.executor_sections()
+        except ConfigError:
+            sections = {}
+        if not sections:  # nothing to judge: the plugins (and their cache) are left alone
+            return self.settings.problems()
+        known = {}
+        for name in self.names():
+            try:
+                known[name] = list(self.executor_class(name).settings)
+            except Exception:  # noqa: BLE001 - a broken plugin: its section is not judged
+                known[name] = None
+        return [
+            line
+            for line in self.settings.problems({k: v or () for k, v in known.items()})
+            if not any(f"[executor.{k}]" in line for k, v in known.items() if v is None)
+        ]
 
     def for_command(self, command: str) -> Executor:
         """The first executor whose match rule fits the start of the command:

@@ -48,6 +48,8 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
         space_wait=SPACE_WAIT_SECONDS,
     )
     tasks = ChildTasks(settings)
+    for line in tasks.executors.setting_problems():  # qme run runs anyway: one line each
+        console.warn(line)
     try:
         for op, parent_id, payload in frames(data):
             if op == "close":
