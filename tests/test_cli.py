@@ -4,6 +4,7 @@ that only read (and config) run in-process in tests/test_cli_inprocess.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -132,3 +133,31 @@ def test_fast_run_parser_leaves_the_rest_to_argparse(argv):
     from qme.cli.run import parse_fast
 
     assert parse_fast(argv) is None
+
+
+def test_cancel_stops_a_running_task_and_refuses_others(qme, qme_home, queue):
+    """qme cancel: SIGTERM to the running command (as the dashboard's Cancel), the
+    task ends cancelled and `qme run` exits 143; a finished task or one on another
+    machine is one error line."""
+    from helpers import last_task, start_run, wait_for
+
+    def running_task():
+        return next(iter(queue.list(status="running")), None)
+
+    running = start_run("sleep", "30")
+    task = wait_for(running_task, what="the task running")
+    result = qme("cancel", task.short_id, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["done"].startswith(f"sent SIGTERM to task {task.short_id}")
+    assert running.wait(timeout=10) == 143
+    assert wait_for(lambda: last_task(qme_home).status == "cancelled", what="cancelled")
+    assert "is not running (it is cancelled)" in one_error_line(qme("cancel", "--last"))
+
+    exported = io.StringIO()
+    queue.export(exported)
+    header, record = exported.getvalue().splitlines()
+    elsewhere = {**json.loads(record), "host": "login7", "status": "running", "pid": 4242}
+    elsewhere["id"] = f"shell-{'0' * 8}-0000-4000-8000-000000000000"
+    queue.import_from([header, json.dumps(elsewhere)])
+    error = one_error_line(qme("cancel", elsewhere["id"]))
+    assert "runs on login7, not on this machine" in error and "kill 4242" in error
