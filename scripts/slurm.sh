@@ -89,6 +89,11 @@ write_conf() {
         accounting="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost"
     fi
+    # Memory is a consumable resource (cons_tres' CR_Core_Memory): the node says how
+    # much it has (a little under what the kernel sees, or slurmd drains it) and a job
+    # that asks for none gets its CPUs' share, so jobs are bounded by CPUs, as before.
+    local memory
+    memory=$(awk '/^MemTotal:/ { print int($2 / 1024 * 0.9) }' /proc/meminfo)
     cat >"$CONF" <<EOF
 $MARK
 ClusterName=qme
@@ -98,7 +103,9 @@ SlurmdUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+# Sample each job's processes every second: sacct's MaxRSS and TotalCPU hold real values.
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
 SelectType=select/cons_tres
 SchedulerParameters=batch_sched_delay=0
 ReturnToService=2
@@ -112,7 +119,8 @@ SlurmdLogFile=$DIR/slurmd.log
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/jobcomp.log
 $accounting
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+DefMemPerCPU=$((memory / $(nproc)))
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
