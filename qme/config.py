@@ -127,6 +127,13 @@ OPTIONS: dict[str, Option] = {
         _on_off,
         "on or off",
     ),
+    "mcp_run": Option(
+        "QME_MCP_RUN",
+        "off",
+        "on: qme mcp offers AI assistants a tool that runs commands as you",
+        _on_off,
+        "on or off",
+    ),
     "redact": Option(
         "QME_REDACT",
         "",
@@ -259,6 +266,10 @@ class Settings:
     @property
     def secrets_filter(self) -> bool:
         return self.value("secrets_filter")
+
+    @property
+    def mcp_run(self) -> bool:
+        return self.value("mcp_run")
 
     def check(self, key: str, value: str | None, source: str = "--set") -> None:
         """Raise ConfigError unless key is a general setting and value (None: to be

@@ -32,6 +32,7 @@ COMMANDS = {
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
 COMMANDS.update({"export": "transfer", "import": "transfer"})
+COMMANDS["mcp"] = "mcp"
 
 
 class Parser(argparse.ArgumentParser):
