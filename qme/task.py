@@ -63,7 +63,7 @@ def new_uuid4() -> str:
 
 
 class Task(Record):
-    HIDDEN_FROM_REPR = ("output", "error", "queue")
+    HIDDEN_FROM_REPR = ("output", "error", "queue", "timing")
 
     id: str
     executor: str
@@ -86,6 +86,9 @@ class Task(Record):
     term_rows: int | None = None
     output_size: int = 0  # bytes the command wrote; more than is stored when cut
     error_size: int = 0
+    # When the output came: {stream: [[offset in the stored bytes, ms since started],
+    # ...]}, a bounded index (qme/recorder/capture.py); None when not kept.
+    timing: dict[str, list[list[int]]] | None = None
     rerun_of: str | None = None
     session: str | None = None  # the shell session (qme on) it was typed in
     data: dict[str, Any] = dict  # executor-specific
@@ -185,4 +188,4 @@ class Task(Record):
         return self.queue
 
 
-_HIDDEN = {"queue", "recorder"}
+_HIDDEN = {"queue", "recorder", "timing"}  # timing: Queue.timed_output()

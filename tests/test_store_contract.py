@@ -42,6 +42,25 @@ def make_task(command="echo hello", executor="shell", started=None, **fields) ->
     )
 
 
+def test_output_timing_round_trips(store):
+    """When the output came (Task.timing, qme/recorder/capture.py) is kept with the
+    task, read back by get(), list() and search(), and None where none was kept."""
+    timing = {"output": [[0, 0], [6, 300], [12, 1250]], "error": [[0, 310]]}
+    task = make_task(command="echo timed", timing=timing)
+    store.add(task)
+    store.append(task.id, "output", b"first\nsecond\nthird\n")
+    task.status, task.returncode, task.ended = "complete", 0, task.started + 1.5
+    store.update(task)
+    plain = make_task(command="echo untimed", started=task.started + 1)
+    store.add(plain)
+    assert store.get(task.id).timing == timing
+    assert store.get(plain.id).timing is None
+    listed = {t.id: t.timing for t in store.list(TaskQuery())}
+    assert listed == {task.id: timing, plain.id: None}
+    assert [hit.task.timing for hit in store.search(["timed"], executor=None, limit=5, rank=False)]
+    assert store.search(["timed"], executor=None, limit=5, rank=False)[0].task.timing == timing
+
+
 def test_task_round_trips_with_streams_byte_for_byte(store):
     task = make_task(message="first try", data={"jobid": "42"})
     store.add(task)

@@ -26,7 +26,7 @@ SearchHit = namedtuple("SearchHit", "task field line")
 # A database store's columns that hold JSON, and those that hold text: text that is
 # not valid Unicode (bytes that were not UTF-8 in argv, a path, a message) is kept
 # as qme.text.to_stored() spells it; JSON is ASCII (a lone surrogate is \\udcff).
-JSON_COLUMNS = frozenset({"argv", "data"})
+JSON_COLUMNS = frozenset({"argv", "data", "timing"})
 TEXT_COLUMNS = frozenset(
     {"id", "executor", "command", "cwd", "user", "host", "status", "message"}
     | {"rerun_of", "session", "recorder"}
@@ -44,7 +44,8 @@ def task_from_row(columns: list[str], row) -> Task:
     """The task from a database store's columns (as column_value() wrote them)."""
     values = dict(zip(columns, row))
     for column in JSON_COLUMNS:
-        values[column] = json.loads(values[column])
+        if values[column] is not None:  # NULL: a column added since the row was written
+            values[column] = json.loads(values[column])
     for column in TEXT_COLUMNS:
         values[column] = from_stored(values[column])
     return Task(**values)

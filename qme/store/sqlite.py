@@ -75,6 +75,7 @@ MIGRATIONS = [
     CREATE INDEX tasks_session_started ON tasks(session, started);
     """,
     lambda db: _adopt_queueme(db),
+    "ALTER TABLE tasks ADD COLUMN timing TEXT",  # when the output came (Task.timing)
 ]
 
 # Every field of Task but the streams (kept in chunks) and the queue it is attached to.

@@ -65,6 +65,7 @@ TYPES = {
     "session": _NAME,
     "data": _TEXT,
     "recorder": _NAME,
+    "timing": _TEXT,
 }
 # Every field of Task but the streams (kept in chunks) and its queue.
 COLUMNS = [name for name in Task.FIELDS if name not in (*STREAMS, "queue")]
@@ -141,8 +142,23 @@ def _version_1(conn) -> None:
     conn.execute(meta.insert(), [{"name": "changes", "value": 0}, {"name": "schema", "value": 0}])
 
 
+def _add_columns(conn, names: list[str]) -> None:
+    """Add Task fields that came after a database was made (version 1 makes a new
+    one with every column of its qme, so only those missing are added)."""
+    from sqlalchemy import inspect
+
+    have = {column["name"] for column in inspect(conn).get_columns(tasks.name)}
+    for name in names:
+        if name not in have:
+            kind = TYPES[name].compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN {name} {kind}"))
+
+
 # One entry per schema version; a database at version N has had the first N applied.
-MIGRATIONS = [_version_1]
+MIGRATIONS = [
+    _version_1,
+    lambda conn: _add_columns(conn, ["timing"]),  # when the output came (Task.timing)
+]
 
 
 def _version(conn) -> int:
