@@ -89,7 +89,7 @@ def run(args) -> int:
     rows = [
         [
             t.short_id,
-            t.status,
+            _status(t),
             "" if t.returncode is None else str(t.returncode),
             duration(t.duration),
             age(t.started),
@@ -102,6 +102,13 @@ def run(args) -> int:
         headers = ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
         table(args.env, headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
     return OK
+
+
+def _status(task) -> str:
+    """The status, with why a pending task waits when its executor says (a Slurm
+    job's reason: 'pending (Resources)')."""
+    reason = task.data.get("reason") if task.status == "pending" else None
+    return f"{task.status} ({reason})" if reason else task.status
 
 
 def _limit(args) -> int | None:

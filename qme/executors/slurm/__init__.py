@@ -5,6 +5,9 @@ fate comes later: reading the task (qme ls, qme get, the dashboard) refreshes it
 status from Slurm, pending → running → complete / failed / cancelled / timeout,
 at most every `refresh_seconds` and with one query for all the jobs read at once.
 Until the job ends, returncode and ended are sbatch's; then they are the job's.
+While it waits, data["reason"] says why (squeue's %r). Once it has ended, its
+accounting is archived into the task (`archive()`, data["accounting"]) so that it
+outlives sacct's purge.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import codecs
 import os
 import time
 
+from qme import console
 from qme.errors import QmeError
 from qme.executors.base import Executor, action
-from qme.executors.slurm import sbatch, scheduler
+from qme.executors.slurm import accounting, sbatch, scheduler
 from qme.task import LOST, PENDING, RUNNING, Task
 
 TYPE_CHECKING = False
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
 DEFAULT_SACCT_FORMAT = "jobid,jobname,partition,alloccpus,elapsed,state,exitcode,nodelist"
 DEFAULT_REFRESH_SECONDS = "5"
 SETTLE = 30.0  # at most this long after a job's end, wait for its exit codes
+# How long after a job's end accounting is asked for its record before qme gives up
+# (accounting disabled, slurmdbd down, a job sacct has already purged).
+ARCHIVE_PATIENCE = 3600.0
 ACTIVE = (PENDING, RUNNING)
 # Worst first: an array is failed if one element failed, then timeout, cancelled…
 ARRAY_PRECEDENCE = ("running", "pending", "failed", "timeout", "cancelled", "complete")
@@ -62,15 +69,18 @@ class SlurmExecutor(Executor):
 
     def finish(self, task: Task) -> None:
         printed = (task.output or b"").decode("utf-8", errors="replace")
-        found = sbatch.job_id(printed) if task.returncode == 0 else None
+        submitted = _submission(task)
+        # sbatch --wait exits with the job's code: its job id counts whatever that is.
+        found = sbatch.job_id(printed) if task.returncode == 0 or "wait" in submitted else None
         if not found:
             return  # not submitted: a failed (or plain) command, as the shell records it
         jobid, cluster = found
-        task.data.update({"jobid": jobid, **_submission(task)})
+        task.data.update({"jobid": jobid, **submitted})
         if cluster:
             task.data["cluster"] = cluster
         _resolve_files(task)
-        task.status = PENDING
+        if "wait" not in submitted:  # with --wait the job has ended: archive() tells how
+            task.status = PENDING
 
     # -- status ----------------------------------------------------------------------------
 
@@ -81,7 +91,45 @@ class SlurmExecutor(Executor):
         due = [t for t in following if now - t.data.get("checked", 0) >= self.refresh_seconds]
         if due:
             changed += self._update(due, accounting_first=True)
+        # Jobs that ended just now, or earlier and are not archived yet (accounting
+        # lags): archived in one sacct call, at most every refresh_seconds per task.
+        unarchived = [
+            t
+            for t in tasks
+            if _unarchived(t)
+            and (t in due or now - t.data.get("checked", 0) >= self.refresh_seconds)
+        ]
+        changed += [t for t in self.archive(unarchived) if t not in changed]
         return changed
+
+    def archive(self, tasks: list[Task]) -> list[Task]:
+        """Keep each ended job's accounting in its task, so that it outlives sacct's
+        purge: `data["accounting"]`, the fields in docs/executors.md (for an array,
+        one record per element under "elements"). One sacct call for all of them.
+
+        Only tasks whose job has ended and that are not archived yet are asked
+        about; an archived task is never asked about again. A job accounting does
+        not list (yet: it lags by a second or so) is tried again on the next call,
+        until ARCHIVE_PATIENCE after its end: then the record says it is
+        unavailable. The job's final state comes with the record: status,
+        returncode and ended (the job's own exit code for `sbatch --wait`).
+        Returns the tasks that changed, which the caller saves. Anything that
+        follows jobs (the dashboard, a watcher) may call it; `refresh()` does."""
+        todo = [t for t in tasks if _unarchived(t)]
+        if not todo:
+            return []
+        try:
+            rows = scheduler.sacct(
+                sorted({t.data["jobid"] for t in todo}), accounting.FIELDS, steps=True
+            )
+        except scheduler.SlurmError as exc:
+            console.debug(f"cannot archive Slurm jobs: {exc}")
+            rows = None
+        found = accounting.records(rows or [])
+        now = time.time()
+        for task in todo:
+            _archive_one(task, found, rows is None, now)
+        return todo
 
     @property
     def refresh_seconds(self) -> float:
@@ -186,17 +234,11 @@ class SlurmExecutor(Executor):
         elements = task.data.get("tasks") or {}
         if index is not None:
             elements = {str(index): elements.get(str(index), {})}
-        pattern = task.data["output_pattern" if key == "outputfile" else "error_pattern"]
-        paths = {}
-        for element, known in elements.items():
-            if element.isdigit():
-                fields = sbatch.pattern_fields(
-                    task.data["jobid"], task.data["jobname"], task.user, element, known.get("jobid")
-                )
-                node = sbatch.first_node(known.get("nodelist"))
-                if node:
-                    fields["N"] = node
-                paths[element] = sbatch.expand(pattern, fields)
+        paths = {
+            element: _element_file(task, key, element, known)
+            for element, known in elements.items()
+            if element.isdigit()
+        }
         if not paths:
             raise NotWritten(f"no element of job {task.data['jobid']} has started yet")
         return paths
@@ -256,6 +298,75 @@ def _resolve_files(task: Task, node: str | None = None) -> None:
     data["errorfile"] = sbatch.expand(data["error_pattern"], fields)
 
 
+def _element_file(task: Task, key: str, element: str, known: dict) -> str:
+    """An array element's output (key 'outputfile') or error file."""
+    data = task.data
+    pattern = data["output_pattern" if key == "outputfile" else "error_pattern"]
+    fields = sbatch.pattern_fields(
+        data["jobid"], data["jobname"], task.user, element, known.get("jobid")
+    )
+    node = sbatch.first_node(known.get("nodelist"))
+    if node:
+        fields["N"] = node
+    return sbatch.expand(pattern, fields)
+
+
+def _set_reason(task: Task, rows: list[dict]) -> None:
+    """data["reason"]: why a pending job waits (the first pending row's reason)."""
+    reasons = [row.get("reason") for row in rows if scheduler.status_of(row["state"]) == PENDING]
+    reason = next((r for r in reasons if r and r != "None"), None)
+    if task.status == PENDING and reason:
+        task.data["reason"] = reason
+    else:
+        task.data.pop("reason", None)
+
+
+def _unarchived(task: Task) -> bool:
+    return (
+        bool(task.data.get("jobid"))
+        and task.status not in ACTIVE
+        and ("accounting" not in task.data)
+    )
+
+
+def _archive_one(task: Task, found: dict[str, dict], unavailable: bool, now: float) -> None:
+    """Archive one task's job from accounting's records (see SlurmExecutor.archive)."""
+    data = task.data
+    jobid = data["jobid"]
+    data["checked"] = now
+    if "array" in data:
+        records = {k: r for k, r in found.items() if k.partition("_")[0] == jobid}
+        expected = sbatch.array_indices(data["array"]) or 0
+    else:
+        records = {jobid: found[jobid]} if jobid in found else {}
+        expected = 1
+    rows = [{**record, "source": "sacct"} for record in records.values()]
+    end = max((scheduler.timestamp(row.get("end")) or now for row in rows), default=now)
+    settling = _exit_code_pending(rows) and now - end < SETTLE
+    done = (
+        len(rows) >= expected
+        and all(scheduler.status_of(row["state"]) not in ACTIVE for row in rows)
+        and not settling
+    )
+    if done:
+        ended = task.ended
+        _apply(task, rows, now)
+        if data.get("wait") and ended:  # the task ended when sbatch returned
+            task.ended = ended
+        if "array" in data:
+            elements = {k.partition("_")[2]: r for k, r in records.items()}
+            data["accounting"] = {"archived": now, "elements": elements}
+        else:
+            data["accounting"] = {**records[jobid], "archived": now}
+    elif now - (task.ended or task.started) > ARCHIVE_PATIENCE:
+        why = (
+            "accounting (sacct) does not answer here"
+            if unavailable
+            else (f"accounting (sacct) has no record of job {jobid}")
+        )
+        data["accounting"] = {"archived": now, "unavailable": why}
+
+
 def _exit_code_pending(rows: list[dict]) -> bool:
     """Accounting can list an element as FAILED a moment before its exit code is
     in (still 0:0): a FAILED row always has a non-zero one once it is."""
@@ -272,6 +383,7 @@ def _apply(task: Task, rows: list[dict] | None, now: float) -> None:
     data = task.data
     data["checked"] = now
     if not rows:
+        data.pop("reason", None)
         if task.status in ACTIVE:
             task.status = LOST
             data["job"] = {**data.get("job", {}), "state": "UNKNOWN"}
@@ -284,8 +396,13 @@ def _apply(task: Task, rows: list[dict] | None, now: float) -> None:
             }
             for row in rows
         }
-        for known in data["tasks"].values():
+        for element, known in data["tasks"].items():
             known["jobid"] = known.pop("jobidraw", None)
+            if element.isdigit():  # has run, or runs: its files have names
+                known["outputfile"] = _element_file(task, "outputfile", element, known)
+                error = _element_file(task, "errorfile", element, known)
+                if error != known["outputfile"]:
+                    known["errorfile"] = error
         statuses = [scheduler.status_of(row["state"]) for row in rows]
         # Accounting learns of each element as it starts: the ones it does not list
         # yet have not run.
@@ -312,6 +429,7 @@ def _apply(task: Task, rows: list[dict] | None, now: float) -> None:
     if status not in ACTIVE and end and now - end < SETTLE and _exit_code_pending(rows):
         status = task.status if task.status in ACTIVE else RUNNING  # ask again next read
     task.status = status
+    _set_reason(task, rows)
     if status in ACTIVE:
         task.returncode = task.signal = task.ended = None
     else:

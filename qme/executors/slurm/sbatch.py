@@ -13,7 +13,14 @@ import shlex
 
 # Short options that take a value (sbatch 22.05); every other short option is a flag.
 SHORT_WITH_VALUE = frozenset("aAbBcCdDeFGiJLmMnNopqStwx")
-SHORT_NAMES = {"a": "array", "D": "chdir", "e": "error", "J": "job-name", "o": "output"}
+SHORT_NAMES = {
+    "a": "array",
+    "D": "chdir",
+    "e": "error",
+    "J": "job-name",
+    "o": "output",
+    "W": "wait",
+}
 # Long options that take no value, or only as --name=value (optional values).
 LONG_FLAGS = frozenset(
     ("contiguous", "exclusive", "get-user-env", "help", "hold", "ignore-pbs", "no-kill")
@@ -26,6 +33,7 @@ ENVIRONMENT = {
     "error": "SBATCH_ERROR",
     "job-name": "SBATCH_JOB_NAME",
     "output": "SBATCH_OUTPUT",
+    "wait": "SBATCH_WAIT",
 }
 DEFAULT_OUTPUT, DEFAULT_ARRAY_OUTPUT = "slurm-%j.out", "slurm-%A_%a.out"
 # sbatch's filename pattern: %, then an optional zero-padding width, then a letter.
@@ -100,9 +108,10 @@ def find_script(script: str, workdir: str) -> str | None:
     return None
 
 
-def submission(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> dict[str, str]:
+def submission(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> dict:
     """What `sbatch …` (argv, run in cwd) asks for: jobname, workdir, script,
-    array (when one), and the output and error filename patterns, absolute."""
+    array (when one), wait (--wait: sbatch returns when the job ends), and the
+    output and error filename patterns, absolute."""
     env = os.environ if env is None else env
     options, rest = parse_options(argv[1:])
     workdir = os.path.normpath(os.path.join(cwd, options.get("chdir") or "."))
@@ -121,6 +130,8 @@ def submission(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> 
         found["script"] = path
     if merged.get("array"):
         found["array"] = merged["array"]
+    if "wait" in merged:
+        found["wait"] = True
     output = merged.get("output") or (DEFAULT_ARRAY_OUTPUT if "array" in found else DEFAULT_OUTPUT)
     # Without --error, the job's stderr goes to its output file.
     found["output_pattern"] = os.path.join(workdir, output)

@@ -98,13 +98,20 @@ def status_of(state: str) -> str:
     return STATUS_OF_STATE.get(word, RUNNING)
 
 
-def sacct(ids: list[str], fields: str = FIELDS, completion: bool = False) -> list[dict] | None:
+def sacct(
+    ids: list[str], fields: str = FIELDS, completion: bool = False, steps: bool = False
+) -> list[dict] | None:
     """sacct's rows for these jobs (one per job, or per array element); None when
     accounting is not available here (disabled, or slurmdbd does not answer).
-    completion: read the job-completion log instead (sacct -c)."""
+    completion: read the job-completion log instead (sacct -c); steps: the jobs'
+    steps too ('12.batch', '12.0'), whose rows hold MaxRSS and TotalCPU."""
     names = [name.split("%")[0].strip().lower() for name in fields.split(",") if name.strip()]
     argv = ["sacct", "-n", "-P", "-j", ",".join(ids), "-o", ",".join(names)]
-    result = command([*argv, "-c"] if completion else [*argv, "-X"])
+    if completion:
+        argv.append("-c")
+    elif not steps:
+        argv.append("-X")
+    result = command(argv)
     if result.returncode != 0:
         said = first_line(result.stderr)
         if "Invalid field" in said:  # a mistake in the sacct_format setting
@@ -184,7 +191,9 @@ def job_of(row: dict) -> str:
 def query(ids: list[str], accounting_first: bool = True) -> tuple[dict[str, list[dict]], str]:
     """Rows by job id, from the first source that knows each job, and the name of
     the source that answered first. Accounting lags the controller by a second
-    or so: accounting_first=False asks the controller first (cancel, follow)."""
+    or so: accounting_first=False asks the controller first (cancel, follow). The
+    controller also gives the reason of the jobs accounting says are pending (in the
+    same squeue call as the jobs accounting does not list)."""
     sources = [("sacct", sacct), ("squeue", controller), ("sacct -c", _completion)]
     if not accounting_first:
         sources[:2] = sources[1::-1]
@@ -193,20 +202,32 @@ def query(ids: list[str], accounting_first: bool = True) -> tuple[dict[str, list
     errors: list[SlurmError] = []
     for name, source in sources:
         missing = [job for job in ids if job not in found]
-        if not missing:
+        # Accounting keeps the reason a job had when it last heard of it ('None' for
+        # a held job): the controller, asked anyway, tells a waiting job's today.
+        waiting = [job for job, rows in found.items() if name == "squeue" and _waits(rows)]
+        if not missing and not waiting:
             break
         try:
-            rows = source(missing)
+            rows = source(missing + waiting)
         except SlurmError as exc:  # one missing or broken command: ask the next
             errors.append(exc)
             continue
         for row in rows or []:
-            if job_of(row) in missing:
-                found.setdefault(job_of(row), []).append({**row, "source": name})
+            job = job_of(row)
+            if job in missing:
+                found.setdefault(job, []).append({**row, "source": name})
                 used = used or name
+            elif job in waiting and status_of(row["state"]) == PENDING and row.get("reason"):
+                for known in found[job]:
+                    if status_of(known["state"]) == PENDING:
+                        known["reason"] = row["reason"]
     if errors and not found:
         raise errors[0]
     return found, used
+
+
+def _waits(rows: list[dict]) -> bool:
+    return any(status_of(row["state"]) == PENDING for row in rows)
 
 
 def _completion(ids: list[str]) -> list[dict] | None:
