@@ -185,7 +185,10 @@ class Queue:
                 "(--here runs it in the current directory)"
             )
         link = {"replaces": old.id} if replace else {"rerun_of": old.id}
-        return self._run(old.argv, old.command, message, old.executor, cwd, **link)
+        from qme.session.rerun import rerun_argv  # a session's aliases and functions
+
+        argv = rerun_argv(old.argv, old.command, old.data)
+        return self._run(argv, old.command, message, old.executor, cwd, **link)
 
     def _run(
         self, argv, text, message, executor, cwd, writer_process=False, rerun_of=None, replaces=None

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from qme import liveness
 from qme.recorder.capture import StreamCapture
 from qme.session.filters import CommandFilter
-from qme.session.marks import Loaded, MarkParser, Start
+from qme.session.marks import Loaded, MarkParser, Start, Uses
+from qme.session.rerun import KEY, definitions
 from qme.task import RUNNING, STOPPED, Task, signal_in_status
 
 TYPE_CHECKING = False
@@ -84,6 +85,7 @@ class CommandCutter:
         # and those `bg` sent on, whose end the shell does not tell.
         self.suspended: list[tuple[Task, StreamCapture]] = []
         self.background: list[tuple[Task, StreamCapture]] = []
+        self.uses: dict[str, dict[str, str]] = {"a": {}, "f": {}}  # for the next command
         self.recorded = 0
         self.stopped: str | None = None  # why recording stopped, once it has
         self.spooling: str | None = None  # why records go to the spool, once they do
@@ -98,8 +100,11 @@ class CommandCutter:
                 self._guard(self._output, item)
             elif item.pid != self.shell_pid:
                 continue  # a shell started inside this one: part of its command's output
+            elif isinstance(item, Uses):
+                self.uses[item.kind][item.name] = item.text
             elif isinstance(item, Start):
                 self._guard(self._start, item)
+                self.uses = {"a": {}, "f": {}}
             elif isinstance(item, Loaded):
                 if self.loaded is not None:
                     self._guard(lambda _: self.loaded(), None)
@@ -162,12 +167,16 @@ class CommandCutter:
             self.check_store()
         # No executor: the writer child picks it by the same rules as for `qme run`
         # (`sbatch job.sh` typed here is a Slurm task).
+        # The aliases and functions it uses go with it, so that a rerun has them.
+        uses = self.uses["a"] or self.uses["f"]
+        kind = os.path.basename(self.shell).lstrip("-")
         self.task = Task.begin(
             mark.command,
             [self.shell, "-c", mark.command],
             cwd=mark.cwd,
             session=self.session,
             recorder=self.recorder,
+            data={KEY: definitions(kind, self.uses["a"], self.uses["f"])} if uses else {},
         )
         self.capture = StreamCapture(self.max_output)
         self.held, self.in_preamble = b"", self.fish
@@ -228,6 +237,8 @@ class CommandCutter:
             self.writer.append(task.id, "output", self.capture.finish())
             self.recorded += 1
         task.output_size = self.capture.total
+        if self.capture.total:
+            task.timing = {"output": self.capture.timing()}
         self.writer.update(task)
 
     def _notice(self) -> bytes:

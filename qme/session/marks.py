@@ -9,14 +9,18 @@ A mark is an OSC escape sequence that no terminal acts on:
     ESC ] 6973 ; qme ; E ; <pid> ; T BEL                      the same, the command stopped
                                                               (fish, which says 0 for that)
     ESC ] 6973 ; qme ; L ; <pid> BEL                          the state of `qme on` is loaded
+    ESC ] 6973 ; qme ; D ; <pid> ; <a|f> ; <name> ; <text> BEL  the command about to start
+                                                              uses this alias (a: its value)
+                                                              or function (f: its definition)
     ESC ] 6973 ; qme ; <anything else> BEL                    not for the proxy (bash's PS0
                                                               restores history settings in one)
 
 pid is the shell's: the proxy takes marks only from the shell it started, so a
 shell started inside it (`bash` in a recorded zsh) is one task, like any other
 program. cwd and command are percent-encoded: bash and zsh encode '%', ESC, BEL
-and ';', fish (`string escape --style=url`) all but letters, digits and a few
-marks. bash's history line is not (the hook prints it without starting a process).
+and ';' (and in a D mark also CR and LF, which the pty would change), fish
+(`string escape --style=url`) all but letters, digits and a few marks. bash's
+history line is not (the hook prints it without starting a process).
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ Start = namedtuple("Start", "pid cwd command history_number")
 End = namedtuple("End", "pid status")
 # The session shell has loaded the state `qme on` carried over (state.py).
 Loaded = namedtuple("Loaded", "pid")
+# The command about to start uses alias (kind "a") or function ("f") name, whose
+# value or definition is text (rerun.py).
+Uses = namedtuple("Uses", "pid kind name text")
 STOPPED_STATUS = 128 + signal.SIGTSTP  # what bash and zsh say of a job Ctrl-Z stopped
 
 
-def parse_mark(body: bytes) -> Start | End | Loaded | None:
+def parse_mark(body: bytes) -> Start | End | Loaded | Uses | None:
     kind, _, rest = body.partition(b";")
     pid, _, rest = rest.partition(b";")
     try:
@@ -59,6 +66,12 @@ def parse_mark(body: bytes) -> Start | End | Loaded | None:
         if kind == b"L":
             return Loaded(pid)
     except ValueError:
+        return None
+    if kind == b"D":
+        what, _, rest = rest.partition(b";")
+        name, _, text = rest.partition(b";")
+        if what in (b"a", b"f") and name:
+            return Uses(pid, what.decode(), decode(name), decode(text))
         return None
     if kind == b"S":
         cwd, _, rest = rest.partition(b";")
@@ -76,15 +89,15 @@ def parse_mark(body: bytes) -> Start | End | Loaded | None:
 
 
 class MarkParser:
-    """Splits a byte stream into output (bytes) and marks (Start/End/Loaded), in order;
+    """Splits a byte stream into output (bytes) and marks (Start/End/Loaded/Uses), in order;
     a mark cut in two by a read is held back until the rest arrives."""
 
     def __init__(self):
         self.pending = b""
 
-    def feed(self, data: bytes) -> list[bytes | Start | End | Loaded]:
+    def feed(self, data: bytes) -> list[bytes | Start | End | Loaded | Uses]:
         data, self.pending = self.pending + data, b""
-        items: list[bytes | Start | End | Loaded] = []
+        items: list[bytes | Start | End | Loaded | Uses] = []
         while data:
             at = data.find(PREFIX)
             if at < 0:

@@ -30,11 +30,16 @@ __qme_encode() {
 # __qme_history_rules); whether they would have kept it out is decided here and
 # left in a file for __qme_precmd, which takes it out of the history.
 __qme_preexec() {
-    local line previous
+    local line='' previous
+    if [[ -n ${QME_SESSION_DIR-} ]]; then # the line, without a subshell of its own
+        HISTTIMEFORMAT='' builtin history 1 >|"$QME_SESSION_DIR/line.$$"
+        IFS= read -rd '' line <"$QME_SESSION_DIR/line.$$" || : # (no NUL: status 1)
+        [[ $line =~ ^\ *[0-9]+\*?\ \ (.*)$ ]] && __qme_uses "${BASH_REMATCH[1]}"
+    else
+        line=$(HISTTIMEFORMAT='' builtin history 1)
+    fi
     __qme_encode "$PWD"
-    printf '\e]6973;qme;S;%s;%s;h;' "$$" "$__qme_encoded"
-    HISTTIMEFORMAT='' builtin history 1
-    printf '\a'
+    printf '\e]6973;qme;S;%s;%s;h;%s\a' "$$" "$__qme_encoded" "$line"
     [[ -n $__qme_hc$__qme_hi && -n ${QME_SESSION_DIR-} ]] || return 0
     local entry='^ *([0-9]+)\*?  (.*)$'
     line=$(HISTTIMEFORMAT='' builtin history 2) || return 0
@@ -44,6 +49,41 @@ __qme_preexec() {
     elif [[ $line =~ $entry ]]; then
         __qme_drop_if "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" ""
     fi
+}
+
+# A mark for each alias and function the line $1 uses (and those use in turn), so
+# that a rerun of the command has them (qme/session/rerun.py). In PS0's subshell.
+__qme_uses() {
+    local IFS=$' \t\n;&|()<>{}`"\'$=' todo=("$1") word text seen=' ' file=$QME_SESSION_DIR/line.$$
+    set -f
+    while ((${#todo[@]})); do
+        text=${todo[0]}
+        todo=("${todo[@]:1}")
+        for word in $text; do
+            [[ $seen == *" $word "* || $word == *[][*@\\]* || $word == qme || $word == __qme_* ]] &&
+                continue
+            seen+="$word "
+            if [[ -n ${BASH_ALIASES[$word]+set} ]]; then
+                __qme_mark_use a "$word" "${BASH_ALIASES[$word]}"
+                todo+=("${BASH_ALIASES[$word]}")
+            fi
+            if builtin declare -F -- "$word" >/dev/null; then
+                builtin declare -f -- "$word" >|"$file"
+                IFS= read -rd '' text <"$file" || :
+                __qme_mark_use f "$word" "$text"
+                todo+=("$text")
+            fi
+        done
+    done
+}
+
+__qme_mark_use() {
+    local name
+    __qme_encode "$2"
+    name=$__qme_encoded
+    __qme_encode "$3"
+    __qme_encoded=${__qme_encoded//$'\r'/%0D}
+    printf '\e]6973;qme;D;%s;%s;%s;%s\a' "$$" "$1" "$name" "${__qme_encoded//$'\n'/%0A}"
 }
 
 # Would the user's HISTCONTROL and HISTIGNORE have kept history entry $1 (the
@@ -96,7 +136,7 @@ __qme_history_rules() {
 # The user's history settings are back before the command runs (inside a mark:
 # the expansions print their values).
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='$(__qme_preexec)\e]6973;qme;R;${__qme_hc:+${HISTCONTROL:=$__qme_hc}};${__qme_hi:+${HISTIGNORE:=$__qme_hi}};$((__qme_blank=0))\a'
+__qme_ps0='$({ __qme_preexec; } 2>/dev/null)\e]6973;qme;R;${__qme_hc:+${HISTCONTROL:=$__qme_hc}};${__qme_hi:+${HISTIGNORE:=$__qme_hi}};$((__qme_blank=0))\a'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {
@@ -114,9 +154,10 @@ __qme_set_recording() {
 
 qme() {
     # shellcheck disable=SC2319 # the status of the user's last command, for `qme on`
-    local status=$?
+    local __qme_last=$? # (a __qme_ name: the snapshot leaves those out)
     case ${1-} in
-        on | off | status) __qme_switch "$1" "$status" ;;
+        on | off | status) __qme_switch "$1" "$__qme_last" ;;
+        doctor) QME_HOOKS="bash $__qme_recording" command qme "$@" ;; # what qme doctor tells
         *) command qme "$@" ;;
     esac
 }
@@ -146,26 +187,30 @@ __qme_switch() {
 # functions, variables, options, directory stack, umask, traps, history, $?)
 # from a snapshot in a private folder, which qme reads and deletes at once.
 __qme_on() {
-    local dir
-    if dir=$(command mktemp -d "${TMPDIR:-/tmp}/qme-state.XXXXXXXX" 2>/dev/null) &&
-        __qme_snapshot "$1" >|"$dir/state" 2>/dev/null &&
-        __qme_history_file "$dir/history"; then
-        QME_STATE=$dir command qme session --shell "${BASH:-bash}"
+    local __qme_dir
+    if __qme_dir=$(command mktemp -d "${TMPDIR:-/tmp}/qme-state.XXXXXXXX" 2>/dev/null) &&
+        __qme_snapshot "$1" >|"$__qme_dir/state" 2>/dev/null &&
+        __qme_history_file "$__qme_dir/history"; then
+        QME_STATE=$__qme_dir command qme session --shell "${BASH:-bash}"
     else
         echo "qme: could not save this shell's state; the session starts from your rc files" >&2
         QME_STATE='' command qme session --shell "${BASH:-bash}"
     fi
-    [[ -z $dir || ! -e $dir ]] || command rm -rf -- "$dir"
+    [[ -z $__qme_dir || ! -e $__qme_dir ]] || command rm -rf -- "$__qme_dir"
 }
 
 # The state as commands, for the session shell to source (at top level).
 __qme_snapshot() {
-    local __qme_name __qme_letter __qme_names=() __qme_i
+    local __qme_name __qme_letter __qme_names=() __qme_kept=() __qme_i
     builtin alias -p
     builtin declare -f
-    for __qme_letter in {a..z} {A..Z} _; do
-        eval "__qme_names+=(\"\${!${__qme_letter}@}\")"
-    done
+    # The names in one go (a subshell, once); ${!a@} for each letter sorts them all each time.
+    builtin mapfile -t __qme_names < <(builtin compgen -v 2>/dev/null)
+    if ((${#__qme_names[@]} == 0)); then # a bash without programmable completion
+        for __qme_letter in {a..z} {A..Z} _; do
+            eval "__qme_names+=(\"\${!${__qme_letter}@}\")"
+        done
+    fi
     printf '{\n'
     for __qme_name in "${__qme_names[@]}"; do
         case $__qme_name in
@@ -177,9 +222,10 @@ __qme_snapshot() {
                 LINENO | LINES | OPTARG | OPTIND | PIPESTATUS | PPID | PWD | RANDOM | SECONDS | \
                 SHELLOPTS | SHLVL | SRANDOM | UID | _ | QME_SESSION* | QME_STATE | PS0 | \
                 HISTCONTROL | HISTIGNORE) ;;
-            *) builtin declare -p -- "$__qme_name" ;;
+            *) __qme_kept+=("$__qme_name") ;;
         esac
     done
+    ((${#__qme_kept[@]} == 0)) || builtin declare -p -- "${__qme_kept[@]}"
     builtin shopt -p # login_shell cannot be set: its error goes with the others'
     builtin set +o
     printf '} 2>/dev/null\n'
@@ -210,16 +256,19 @@ __qme_history_file() {
 }
 
 # In a session: PROMPT_COMMAND may be a string or (bash 5.1+) an array; ours goes
-# first so that it sees the command's $?. Again after a snapshot is loaded.
+# first so that it sees the command's $?. Again after a snapshot is loaded. Its
+# stderr is /dev/null: under `set -x`, the trace of the hook is not the command's
+# output (and PS0's likewise).
+__qme_pc='{ __qme_precmd; } 2>/dev/null'
 __qme_install() {
     [[ -n ${QME_SESSION-} ]] || return 0
     if [[ -n ${PROMPT_COMMAND+set} && ${PROMPT_COMMAND@a} == *a* ]]; then
-        [[ ${PROMPT_COMMAND[0]} == __qme_precmd ]] ||
-            PROMPT_COMMAND=(__qme_precmd "${PROMPT_COMMAND[@]}")
+        [[ ${PROMPT_COMMAND[0]} == "$__qme_pc" ]] ||
+            PROMPT_COMMAND=("$__qme_pc" "${PROMPT_COMMAND[@]}")
     else
         # shellcheck disable=SC2128,SC2178 # the string form, as tested above
-        [[ ${PROMPT_COMMAND-} == __qme_precmd* ]] ||
-            PROMPT_COMMAND="__qme_precmd${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
+        [[ ${PROMPT_COMMAND-} == "$__qme_pc"* ]] ||
+            PROMPT_COMMAND="$__qme_pc${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
     fi
     __qme_set_recording "$__qme_recording"
 }

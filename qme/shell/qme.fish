@@ -16,6 +16,8 @@ if status is-interactive; and not set -q __qme_loaded
         switch "$argv[1]"
             case on off status
                 __qme_switch $argv[1] $last
+            case doctor # what qme doctor tells
+                QME_HOOKS="fish $__qme_recording" command qme $argv
             case '*'
                 command qme $argv
         end
@@ -63,23 +65,41 @@ if status is-interactive; and not set -q __qme_loaded
         test -n "$dir"; and test -e $dir; and command rm -rf -- $dir
     end
 
+    # Few builtins per name (fish spends ~50 us on each): the names are sorted out
+    # with one regex each, and the definitions printed by one `functions` call.
     function __qme_snapshot --argument-names last
-        for name in (functions --all --names)
-            string match -q -- '__qme_*' $name; and continue
-            # autoloaded ones load again by themselves
-            set -l file (functions --details -- $name)
-            contains -- (string replace -r '/[^/]*$' '' -- $file) $fish_function_path; and continue
-            functions -- $name
+        set -l names (string match -rv -- '^__qme_' (functions --all --names))
+        # Autoloaded ones load again by themselves: only a name with a file in
+        # $fish_function_path may be one, and is asked about.
+        set -l files (string replace -r -- '^.*/(.*)\.fish$' '$1' $fish_function_path/*.fish)
+        set -l mine $names
+        set -l maybe
+        if set -q files[1]
+            set -l any '^(?:'(string join '|' -- (string escape --style=regex -- $files))')$'
+            set mine (string match -rv -- $any $names)
+            set maybe (string match -r -- $any $names)
         end
+        if set -q maybe[1]
+            set -l dirs '\t(?:'(string join '|' -- (string escape --style=regex -- $fish_function_path))')/[^/]*$'
+            set -a mine (for name in $maybe; printf '%s\t' $name; functions --details -- $name; end |
+                string match -rv -- $dirs | string replace -r -- '\t.*' '')
+        end
+        set -q mine[1]; and functions -- $mine
+        set -l skip '^(?:__qme_|__fish_|_$|QME_SESSION|QME_STATE$|(?:PWD|SHLVL|status|pipestatus|'
+        set skip $skip'fish_pid|hostname|version|FISH_VERSION|history|CMD_DURATION|COLUMNS|LINES|'
+        set skip $skip'fish_kill_signal|last_pid|status_generation|fish_private_mode|EUID|umask|argv)$)'
+        set -l globals (string match -rv -- $skip (set --names --global))
         set -l exported (set --names --export)
-        for name in (set --names --global)
-            string match -q -r -- '^(__qme_|__fish_|_$|QME_SESSION|QME_STATE$)' $name; and continue
-            contains -- $name PWD SHLVL status pipestatus fish_pid hostname version FISH_VERSION \
-                history CMD_DURATION COLUMNS LINES fish_kill_signal last_pid status_generation \
-                fish_private_mode EUID umask argv; and continue
-            set -l scope -g
-            contains -- $name $exported; and set scope -gx
-            echo set $scope $name (string escape -- $$name) '2>/dev/null'
+        if set -q exported[1]
+            set -l any '^(?:'(string join '|' -- (string escape --style=regex -- $exported))')$'
+            set exported (string match -r -- $any $globals)
+            set globals (string match -rv -- $any $globals)
+        end
+        for name in $globals
+            echo set -g $name (string escape -- $$name) '2>/dev/null'
+        end
+        for name in $exported
+            echo set -gx $name (string escape -- $$name) '2>/dev/null'
         end
         echo set -g __qme_status $last
     end
@@ -109,8 +129,34 @@ if status is-interactive; and not set -q __qme_loaded
             test $__qme_recording = 1; or return 0
             # Percent-encoded (all but letters, digits and a few marks): nothing in
             # them can end or break the mark, and no pipe (a thread) is needed.
+            __qme_uses $argv[1]
             printf '\e]6973;qme;S;%s;%s;c;%s\a' $fish_pid \
                 (string escape --style=url -- $PWD) (string escape --style=url -- $argv[1])
+        end
+
+        # A mark for each function (an alias is one) the line uses, and those use in
+        # turn, so that a rerun of the command has them (qme/session/rerun.py);
+        # autoloaded ones load again by themselves.
+        function __qme_uses --argument-names line
+            set -l todo $line
+            set -l seen qme
+            while set -q todo[1]
+                set -l words (string match -ar -- '[^\s|&;()<>{}"\'$=]+' $todo[1])
+                set -e todo[1]
+                for word in $words
+                    contains -- $word $seen; and continue
+                    set -a seen $word
+                    string match -q -- '__qme_*' $word; and continue
+                    functions -q -- $word; or continue
+                    set -l file (functions --details -- $word)
+                    contains -- (string replace -r -- '/[^/]*$' '' $file) $fish_function_path
+                    and continue
+                    set -l text (functions -- $word | string collect)
+                    printf '\e]6973;qme;D;%s;f;%s;%s\a' $fish_pid \
+                        (string escape --style=url -- $word) (string escape --style=url -- $text)
+                    set -a todo $text
+                end
+            end
         end
 
         function __qme_postexec --on-event fish_postexec

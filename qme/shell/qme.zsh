@@ -20,9 +20,13 @@ __qme_encode() {
     REPLY=${REPLY//;/%3B}
 }
 
+# Under `setopt xtrace`, a hook's trace would be the command's output: each turns
+# it off first (in a group whose own trace goes to /dev/null).
 __qme_preexec() {
+    { setopt localoptions noxtrace; } 2>/dev/null
     [[ $__qme_recording == 1 ]] || return 0
     local cwd
+    __qme_uses "$1"
     __qme_encode "$PWD"; cwd=$REPLY
     __qme_encode "$1"
     printf '\e]6973;qme;S;%s;%s;c;%s\a' "$$" "$cwd" "$REPLY"
@@ -32,10 +36,43 @@ __qme_precmd() {
     printf '\e]6973;qme;E;%s;%s\a' "$$" "$1"
 }
 
+# A mark for each alias and function the line $1 uses (and those use in turn), so
+# that a rerun of the command has them (qme/session/rerun.py).
+__qme_uses() {
+    local -a todo words
+    local word name seen=' '
+    todo=("$1")
+    while (( $#todo )); do
+        words=(${(z)todo[1]})
+        shift todo
+        for word in $words; do
+            [[ $seen == *" $word "* || $word == (qme|__qme_*) ]] && continue
+            seen+="$word "
+            if (( ${+aliases[$word]} )); then
+                __qme_mark_use a "$word" "$aliases[$word]"
+                todo+=("$aliases[$word]")
+            fi
+            if (( ${+functions[$word]} )); then
+                __qme_mark_use f "$word" "$functions[$word]"
+                todo+=("$functions[$word]")
+            fi
+        done
+    done
+}
+
+__qme_mark_use() {
+    local name
+    __qme_encode "$2"; name=$REPLY
+    __qme_encode "$3"
+    REPLY=${REPLY//$'\r'/%0D}
+    printf '\e]6973;qme;D;%s;%s;%s;%s\a' "$$" "$1" "$name" "${REPLY//$'\n'/%0A}"
+}
+
 qme() {
     local last=$?
     case ${1-} in
         on|off|status) __qme_switch "$1" $last ;;
+        doctor) QME_HOOKS="zsh $__qme_recording" command qme "$@" ;; # what qme doctor tells
         *) command qme "$@" ;;
     esac
 }
@@ -92,6 +129,7 @@ __qme_history_file() {
 __qme_snapshot() {
     zmodload zsh/parameter 2>/dev/null
     local name type
+    local -a kept
     alias -L
     typeset -f
     print '{'
@@ -103,8 +141,9 @@ __qme_snapshot() {
             path|fpath|cdpath|manpath|module_path|mailpath|WORDCHARS|REPORT*|TIMEFMT|\
             KEYTIMEOUT|LISTMAX|MAILCHECK|TMOUT|histchars|IFS|NULLCMD|READNULLCMD|\
             DIRSTACKSIZE|LANG|LC_*) ]] && continue
-        typeset -p -- $name
+        kept+=($name)
     done
+    (( $#kept )) && typeset -p -- $kept  # one call for all of them
     for name in ${(k)options}; do
         [[ $name == (interactive|login|monitor|privileged|restricted|shinstdin|singlecommand|zle) ]] &&
             continue
@@ -125,6 +164,10 @@ __qme_install() {
     add-zsh-hook preexec __qme_preexec
     # precmd functions run with $? still the command's; ours must see it first.
     precmd_functions=(__qme_precmd_status ${precmd_functions:#__qme_precmd_status})
-    __qme_precmd_status() { __qme_precmd $?; }
+    __qme_precmd_status() {
+        { local last=$?; setopt localoptions noxtrace; } 2>/dev/null
+        __qme_precmd $last
+    }
+    zmodload zsh/parameter 2>/dev/null # $aliases and $functions, for __qme_uses
 }
 __qme_install
