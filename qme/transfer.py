@@ -35,16 +35,23 @@ class BadExport(QmeError):
     pass
 
 
-def export(store: Store, out: IO[str], query: TaskQuery | None = None, as_json: bool = False):
-    """Write the tasks of store matching query (all by default) to out; returns
-    how many."""
+def export(
+    store: Store,
+    out: IO[str],
+    query: TaskQuery | None = None,
+    as_json: bool = False,
+    tasks: Iterable[Task] | None = None,
+):
+    """Write the tasks of store matching query (all by default), or these tasks
+    (read again with their streams), to out; returns how many."""
     header = {"format": FORMAT, "version": VERSION, "qme": __version__, "exported": time.time()}
     if as_json:  # the header's object, with "tasks" added
         out.write(json.dumps(header)[:-1] + ', "tasks": [')
     else:
         out.write(json.dumps(header) + "\n")
     count = 0
-    for task in _oldest_first(store, query or TaskQuery()):
+    chosen = _oldest_first(store, query or TaskQuery()) if tasks is None else _read(store, tasks)
+    for task in chosen:
         line = json.dumps(to_record(task))
         if as_json:
             out.write(("," if count else "") + "\n  " + line)
@@ -70,6 +77,14 @@ def _oldest_first(store: Store, query: TaskQuery) -> Iterator[Task]:
         if len(page) < size:
             return
         offset += size
+
+
+def _read(store: Store, tasks: Iterable[Task]) -> Iterator[Task]:
+    for task in tasks:
+        try:
+            yield store.get(task.id)
+        except NoSuchTask:  # deleted since it was chosen
+            continue
 
 
 def to_record(task: Task) -> dict:

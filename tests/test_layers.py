@@ -20,7 +20,7 @@ ROOMS = [
     ("executors", "qme.executors"),
     ("recorder", "qme.recorder"),
     ("session", "qme.session"),
-    ("api", "qme.api qme.main qme.exceptions qme"),
+    ("api", "qme.api qme.exporters qme.main qme.exceptions qme"),
     ("front ends", "qme.cli qme.web qme.__main__"),
 ]
 # What the front ends may use besides their own room: the public API and the

@@ -517,3 +517,50 @@ def test_a_background_job_runs_on_without_being_stopped(qme_home, tmp_path):
     shell.expect(pexpect.EOF)
     task = last_task(qme_home)
     assert task.status == "complete" and b"background-done" in task.output
+
+
+# -- a lost write is a lost record ------------------------------------------------------
+
+STRESS_RUNS = 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["run", "picked-rerun"])
+def test_a_failing_ls_keeps_its_whole_error_under_load(qme_home, tmp_path, how):
+    """GNU ls writes its error in four pieces ('ls: ', 'cannot access …', ': No such
+    …', newline); a rerun once kept only the first (issue 16). Every record, made by
+    `qme run` or by a rerun picked on a terminal, keeps all of it, with the CPUs
+    busy."""
+    from collections import Counter
+
+    from qme import Queue
+
+    missing = tmp_path / "no-such-dir"
+    expected = f"ls: cannot access '{missing}': No such file or directory\r\n".encode()
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        assert finish(spawn_qme("ls", str(missing))) == 2
+        for _ in range(STRESS_RUNS):
+            if how == "run":
+                child = spawn_qme("ls", str(missing))
+            else:
+                child = pexpect.spawn(
+                    sys.executable,
+                    ["-m", "qme", "rerun"],
+                    env=dict(os.environ),
+                    dimensions=(24, 100),
+                    timeout=TIMEOUT,
+                )
+                child.expect("Rerun which task")
+                child.send("\r")
+            assert finish(child) == 2
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    with Queue(config_dir=qme_home) as queue:
+        errors = Counter(queue.read(task.id, "error") for task in queue.list())
+    assert errors == {expected: STRESS_RUNS + 1}

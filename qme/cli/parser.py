@@ -28,11 +28,13 @@ COMMANDS = {
         "start",
         "sync",
     ]
+        "replay",
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
 COMMANDS.update({"export": "transfer", "import": "transfer"})
 COMMANDS["mcp"] = "mcp"
+COMMANDS.update({"admin": "admin", "share": "share"})
 
 
 class Parser(argparse.ArgumentParser):

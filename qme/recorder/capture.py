@@ -52,7 +52,7 @@ class StreamCapture:
         self.times.append([self.total, int(now * 1000)])
         self.last_time = now
         if len(self.times) > MAX_TIMES:  # merged: a chunk keeps its first time
-            self.resolution *= 2
+            self.resolution = max(2 * self.resolution, 0.001)
             step = self.resolution * 1000
             kept = [self.times[0]]
             for entry in self.times[1:]:

@@ -56,7 +56,9 @@ def record(
     task.pid = child.pid
     task.recorder = task.recorder or liveness.token()
     writer.add(task)
-    captures = {stream: StreamCapture(max_output) for stream in STREAMS}
+    # Output times count from the task's start (its command was spawned just after).
+    started = time.monotonic() - max(0.0, time.time() - task.started)
+    captures = {stream: StreamCapture(max_output, started=started) for stream in STREAMS}
 
     def on_output(stream: str, data: bytes) -> None:
         if hooks:
@@ -69,6 +71,7 @@ def record(
             writer.append(task.id, stream, capture.finish())
         task.end(outcome.returncode, outcome.signal, outcome.rusage)
         task.output_size, task.error_size = (captures[s].total for s in STREAMS)
+        task.timing = {s: c.timing() for s, c in captures.items() if c.total}
         if hooks:
             hooks.finish(task)
     finally:

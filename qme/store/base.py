@@ -140,6 +140,28 @@ class Store(ABC):
     def clear(self, executor: str | None = None) -> int:
         """Delete every task (of one executor); returns how many."""
 
+    # Keeping users apart: only a PostgreSQL store can (row-level security,
+    # qme/store/pgsecurity.py); every other store is one user's or lets all read all.
+
+    def secure(self, grant_to: str = "PUBLIC") -> list[str]:
+        """Let each database role see and change only its own tasks (and those
+        shared with a role it belongs to); grant_to may then use the store.
+        Returns what was done, one line each."""
+        from qme.errors import Refused
+
+        raise Refused(f"keeping each user's tasks apart needs PostgreSQL, not a {self.name} store")
+
+    def share(self, task_id: str, group: str, remove: bool = False) -> bool:
+        """Let the members of a database role read a task of one's own (or no
+        longer, with remove). False when nothing changed."""
+        from qme.errors import Refused
+
+        raise Refused(f"sharing a task needs PostgreSQL: a {self.name} store has no users")
+
+    def shares(self, task_id: str) -> list[str]:
+        """The roles a task is shared with."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release connections and files."""
 

@@ -14,10 +14,19 @@ import functools
 
 import sqlalchemy as sa
 
-from qme.errors import NoSuchTask, StoreError
-from qme.store import servers, sqlsearch
+from qme.errors import NoSuchTask, Refused, StoreError
+from qme.store import pgsecurity, servers, sqlsearch
 from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding, column_value, task_from_row
-from qme.store.sqlschema import COLUMNS, SEARCH_FIELDS, chunks, meta, migrate, search_table, tasks
+from qme.store.sqlschema import (
+    COLUMNS,
+    PG_LOCK_KEY,
+    SEARCH_FIELDS,
+    chunks,
+    meta,
+    migrate,
+    search_table,
+    tasks,
+)
 from qme.task import PENDING, RUNNING, STREAMS, Task
 from qme.text import first_match, searchable, shown, to_stored, word_pattern
 
@@ -144,9 +153,7 @@ class SqlStore(Store):
     def delete(self, task_ids: list[str]) -> int:
         def work(conn):
             found = conn.execute(sa.select(tasks.c.seq).where(tasks.c.id.in_(task_ids)))
-            seqs = [row[0] for row in found]
-            self._delete(conn, seqs)
-            return len(seqs)
+            return self._delete(conn, [row[0] for row in found])
 
         return self._write(work) if task_ids else 0
 
@@ -154,22 +161,27 @@ class SqlStore(Store):
     def clear(self, executor: str | None = None) -> int:
         def work(conn):
             if executor is None:
-                count = conn.execute(sa.select(sa.func.count()).select_from(tasks)).scalar()
-                for table in (chunks, self.texts, tasks):
+                for table in (chunks, self.texts):
                     conn.execute(table.delete())
-                return count
+                if self.dialect == "postgresql":
+                    pgsecurity.delete_shares(conn, None)
+                # What was deleted: under row-level security, only this role's tasks.
+                return conn.execute(tasks.delete()).rowcount
             found = conn.execute(sa.select(tasks.c.seq).where(tasks.c.executor == executor))
-            seqs = [row[0] for row in found]
-            self._delete(conn, seqs)
-            return len(seqs)
+            return self._delete(conn, [row[0] for row in found])
 
         return self._write(work)
 
-    def _delete(self, conn, seqs: list[int]) -> None:
-        if seqs:
-            conn.execute(chunks.delete().where(chunks.c.task.in_(seqs)))
-            conn.execute(self.texts.delete().where(self.texts.c.task.in_(seqs)))
-            conn.execute(tasks.delete().where(tasks.c.seq.in_(seqs)))
+    def _delete(self, conn, seqs: list[int]) -> int:
+        """Delete these tasks; how many were (under row-level security, a task
+        shared with this role is seen but not deleted)."""
+        if not seqs:
+            return 0
+        conn.execute(chunks.delete().where(chunks.c.task.in_(seqs)))
+        conn.execute(self.texts.delete().where(self.texts.c.task.in_(seqs)))
+        if self.dialect == "postgresql":
+            pgsecurity.delete_shares(conn, seqs)
+        return conn.execute(tasks.delete().where(tasks.c.seq.in_(seqs))).rowcount
 
     # -- reading ------------------------------------------------------------------------
 
@@ -306,6 +318,44 @@ class SqlStore(Store):
             found = first_match(dict(zip(SEARCH_FIELDS, row[len(COLUMNS) :])), patterns)
             hits.append(SearchHit(task, *(found or ("command", task.command))))
         return hits
+
+    # -- who sees what: PostgreSQL's row-level security (qme/store/pgsecurity.py) ---------
+
+    def _postgresql_only(self, what: str) -> None:
+        if self.dialect != "postgresql":
+            raise Refused(
+                f"{what} needs PostgreSQL: MySQL/MariaDB have no row-level security, "
+                f"so this {self.name} store cannot keep users' tasks apart"
+            )
+
+    @_guarded
+    def secure(self, grant_to: str = "PUBLIC") -> list[str]:
+        self._postgresql_only("keeping each user's tasks apart")
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+            return pgsecurity.secure(conn, grant_to)
+
+    @_guarded
+    def share(self, task_id: str, group: str, remove: bool = False) -> bool:
+        self._postgresql_only("sharing a task")
+
+        def work(conn):
+            if not pgsecurity.is_secured(conn):
+                raise Refused(
+                    "this store lets every user read every task (no row-level security): "
+                    "an admin runs 'qme admin init-postgres' first"
+                )
+            change = pgsecurity.unshare if remove else pgsecurity.share
+            return change(conn, task_id, group)
+
+        return self._write(work)
+
+    @_guarded
+    def shares(self, task_id: str) -> list[str]:
+        if self.dialect != "postgresql":
+            return []
+        with self.reader.connect() as conn:
+            return pgsecurity.shares(conn, task_id)
 
     def _rows(self, conn, where: list, order: list, limit: int, offset: int) -> list:
         statement = (

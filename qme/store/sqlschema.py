@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 
 from qme.errors import StoreError
+from qme.store.pgsecurity import owner_sees_all
 from qme.task import STREAMS, Task
 
 LOCK_SECONDS = 60
@@ -154,10 +155,29 @@ def _add_columns(conn, names: list[str]) -> None:
             conn.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN {name} {kind}"))
 
 
+def _owners(conn) -> None:
+    """PostgreSQL: each task's owner, the role that wrote it (set by the server, so
+    a client cannot claim another's), and the table of shares: what row-level
+    security (qme/store/pgsecurity.py) keeps users apart by. Tasks written before
+    have none until `qme admin init-postgres` gives them one."""
+    if conn.dialect.name != "postgresql":
+        return  # MySQL/MariaDB have no row-level security
+    conn.execute(text("ALTER TABLE qme_tasks ADD COLUMN IF NOT EXISTS owner name"))
+    conn.execute(text("ALTER TABLE qme_tasks ALTER COLUMN owner SET DEFAULT current_user"))
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS qme_shares (task bigint NOT NULL, grp name NOT NULL, "
+            "owner name NOT NULL DEFAULT current_user, PRIMARY KEY (task, grp, owner))"
+        )
+    )
+    conn.execute(text("CREATE INDEX IF NOT EXISTS qme_tasks_owner ON qme_tasks (owner)"))
+
+
 # One entry per schema version; a database at version N has had the first N applied.
 MIGRATIONS = [
     _version_1,
     lambda conn: _add_columns(conn, ["timing"]),  # when the output came (Task.timing)
+    lambda conn: _owners(conn),  # PostgreSQL: who wrote each task, and shares (pgsecurity.py)
 ]
 
 
@@ -179,7 +199,8 @@ def migrate(engine) -> None:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-            _apply(conn)
+            with owner_sees_all(conn):  # a migration sees every row, whoever owns it
+                _apply(conn)
         return
     with engine.connect() as conn:
         # MySQL's DDL commits at once: the lock spans the steps, each recorded as it ends.
