@@ -74,7 +74,6 @@ class Queue:
         *,
         log_level: str | None = None,
     ):
-        session: str | None = None,
         self.settings = Settings.load(config_dir, database=database, log_level=log_level)
         self._store: Store | None = None
         self._executors: Registry | None = None
@@ -337,39 +336,6 @@ class Queue:
         return self._attach([self.store.get(task_id, streams=streams)])[0]
 
     def list(
-    def recent_task(self, n: int = 1, *, everywhere: bool = False, finished: bool = False) -> Task:
-        """The n-th most recently started task (without its streams): the rule every
-        reference (@n, @@n) follows. In this queue's session (unless everywhere), its
-        tasks come first, then those started before or beside it; finished: only
-        tasks that have ended count (what `qme out` shows by default)."""
-        from itertools import islice
-
-        tasks = self._newest(None if everywhere else self.session)
-        if finished:
-            tasks = (task for task in tasks if task.finished)
-        found = next(islice(tasks, n - 1, None), None)
-        if found is None:
-            kind = "finished tasks" if finished else "tasks"
-            raise NoSuchTask(f"@{'@' if everywhere else ''}{n}", f"there are fewer than {n} {kind}")
-        return self._attach([found])[0]
-
-    def _newest(self, session: str | None):
-        """Tasks newest first, a page at a time; those of session first when given."""
-        from qme.store import TaskQuery
-
-        def pages(query, skip=lambda task: False):
-            offset, size = 0, 16
-            while True:
-                page = self.store.list(query._replace(limit=size, offset=offset))
-                yield from (task for task in page if not skip(task))
-                if len(page) < size:
-                    return
-                offset, size = offset + size, min(size * 4, 4096)
-
-        if session is not None:
-            yield from pages(TaskQuery(session=session))
-        yield from pages(TaskQuery(), lambda task: session is not None and task.session == session)
-
         self,
         executor: str | None = None,
         *,
@@ -491,6 +457,8 @@ class Queue:
         since: float | None = None,
         until: float | None = None,
         as_json: bool = False,
+        tasks: Sequence[Task | str] | None = None,
+        session: str | None = None,
     ) -> int:
         """Write the tasks (of one executor, of one session, started in a time range;
         or those named in tasks), with every field and their output, to the text file
@@ -499,10 +467,75 @@ class Queue:
         from qme import transfer
         from qme.store import TaskQuery
 
+        if tasks:
+            chosen = self._chosen(tasks, executor, session, since, until)
+            return transfer.export(self.store, out, as_json=as_json, tasks=chosen)
         if executor is not None:
             self.executors.executor_class(executor)  # unknown names are an error
         query = TaskQuery(executor, since=since, until=until, session=session)
         return transfer.export(self.store, out, query, as_json=as_json)
+
+    def export_as(
+        self,
+        out,
+        kind: str,
+        tasks: Sequence[Task | str] | None = None,
+        *,
+        executor: str | None = None,
+        session: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        max_wait: float | None = None,
+    ) -> int:
+        """Write tasks to the binary file out as something to use: a script that runs
+        them again ('sh'), a Markdown log ('md'), a Jupyter notebook ('ipynb') or an
+        asciicast v3 recording ('cast'; max_wait: its idle_time_limit), oldest first
+        (see qme/exporters.py). tasks: ids, prefixes or tasks; the filters choose
+        among them, or among all tasks when none are named; with neither, the last
+        task. Returns how many."""
+        from qme import exporters
+
+        if kind not in exporters.FORMATS:
+            raise QmeError(f"cannot export as '{kind}' (use one of {', '.join(exporters.FORMATS)})")
+        chosen = self._chosen(tasks, executor, session, since, until)
+        return exporters.render(
+            kind, chosen, lambda task: self.store.get(task.id), out, max_wait=max_wait
+        )
+
+    def timed_output(self, task: Task | str | None) -> list[tuple[float, str, bytes]]:
+        """A task's recorded output and error (a task, an id or prefix, or None for
+        the last one) as (seconds since it started, 'output' or 'error', bytes)
+        pieces in the order they came, as its timing index (Task.timing) cuts them;
+        a stream recorded without one comes whole at 0."""
+        from qme import exporters
+
+        if not isinstance(task, Task) or task.output is None or task.error is None:
+            task = self.get(task.id if isinstance(task, Task) else task)
+        return exporters.timed_chunks(task)
+
+    def _chosen(self, tasks, executor, session, since, until) -> list[Task]:
+        """The tasks an export is about, without their streams, once each, oldest
+        first: those named (filtered), else those the filters match, else the last."""
+        from qme import exporters
+
+        filtered = any(value is not None for value in (executor, session, since, until))
+        if tasks:
+            named = [t if isinstance(t, Task) else self.get(t, streams=False) for t in tasks]
+            found = [
+                task
+                for task in named
+                if (executor is None or task.executor == executor)
+                and (session is None or task.session == session)
+                and (since is None or task.started >= since)
+                and (until is None or task.started < until)
+            ]
+        elif filtered:
+            found = self.list(
+                executor, session=session, since=since, until=until, newest_first=False
+            )
+        else:
+            found = [self.get(None, streams=False)]
+        return exporters.exported(found)
 
     def import_from(self, source, *, replace: bool = False):
         """Add the tasks of an export (a text file or lines) as they were; tasks
@@ -587,8 +620,6 @@ class Queue:
 
     def set_setting(self, key: str, value: str | None, executor: str | None = None) -> str | None:
         """Save a setting in config.ini (None removes it), a general one or an
-        tasks: Sequence[Task | str] | None = None,
-        session: str | None = None,
         executor's, once it is known to work. Returns the value as it may be shown
         (a password hidden)."""
         from qme.config import EXECUTOR_SECTION_PREFIX, GENERAL_SECTION, Settings
@@ -596,76 +627,11 @@ class Queue:
         from qme.store import describe, servers
 
         if executor is None:
-        if tasks:
-            chosen = self._chosen(tasks, executor, session, since, until)
-            return transfer.export(self.store, out, as_json=as_json, tasks=chosen)
             section = GENERAL_SECTION
             self.settings.check(key, value)
             needs_url = value is not None and servers.is_server(value) and "://" not in value
             if key == "database" and value is not None and not needs_url:
                 describe(Settings(self.settings.home, overrides={"database": value}))
-    def export_as(
-        self,
-        out,
-        kind: str,
-        tasks: Sequence[Task | str] | None = None,
-        *,
-        executor: str | None = None,
-        session: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        max_wait: float | None = None,
-    ) -> int:
-        """Write tasks to the binary file out as something to use: a script that runs
-        them again ('sh'), a Markdown log ('md'), a Jupyter notebook ('ipynb') or an
-        asciicast v3 recording ('cast'; max_wait: its idle_time_limit), oldest first
-        (see qme/exporters.py). tasks: ids, prefixes or tasks; the filters choose
-        among them, or among all tasks when none are named; with neither, the last
-        task. Returns how many."""
-        from qme import exporters
-
-        if kind not in exporters.FORMATS:
-            raise QmeError(f"cannot export as '{kind}' (use one of {', '.join(exporters.FORMATS)})")
-        chosen = self._chosen(tasks, executor, session, since, until)
-        return exporters.render(
-            kind, chosen, lambda task: self.store.get(task.id), out, max_wait=max_wait
-        )
-
-    def timed_output(self, task: Task | str | None) -> list[tuple[float, str, bytes]]:
-        """A task's recorded output and error (a task, an id or prefix, or None for
-        the last one) as (seconds since it started, 'output' or 'error', bytes)
-        pieces in the order they came, as its timing index (Task.timing) cuts them;
-        a stream recorded without one comes whole at 0."""
-        from qme import exporters
-
-        if not isinstance(task, Task) or task.output is None or task.error is None:
-            task = self.get(task.id if isinstance(task, Task) else task)
-        return exporters.timed_chunks(task)
-
-    def _chosen(self, tasks, executor, session, since, until) -> list[Task]:
-        """The tasks an export is about, without their streams, once each, oldest
-        first: those named (filtered), else those the filters match, else the last."""
-        from qme import exporters
-
-        filtered = any(value is not None for value in (executor, session, since, until))
-        if tasks:
-            named = [t if isinstance(t, Task) else self.get(t, streams=False) for t in tasks]
-            found = [
-                task
-                for task in named
-                if (executor is None or task.executor == executor)
-                and (session is None or task.session == session)
-                and (since is None or task.started >= since)
-                and (until is None or task.started < until)
-            ]
-        elif filtered:
-            found = self.list(
-                executor, session=session, since=since, until=until, newest_first=False
-            )
-        else:
-            found = [self.get(None, streams=False)]
-        return exporters.exported(found)
-
         else:
             known = self.executors.executor_class(executor).settings
             if key not in known:
@@ -712,24 +678,6 @@ class Queue:
 
     def _attach(self, tasks: list[Task]) -> list[Task]:
         """Give tasks their queue, and let each executor bring the status of its
-    def store_status(self) -> dict[str, Any]:
-        """What `qme doctor` tells of the store: its kind and where it is (a password
-        hidden), whether it opens (else why not), its schema version, and how many
-        tasks it holds, runs and saw fail (each counted up to 1,000,000)."""
-        from qme.text import shown
-
-        kind, where = self.store_location()
-        found: dict[str, Any] = {"kind": kind, "location": where, "opens": False, "error": None}
-        found.update(schema=None, tasks=None, running=None, failed=None)
-        try:
-            found["schema"] = self.store.schema_version()
-            for key, status in (("tasks", None), ("running", RUNNING), ("failed", "failed")):
-                found[key] = self.count(status=status, limit=1_000_000)
-            found["opens"] = True
-        except Exception as exc:  # noqa: BLE001 - whatever the backend says, told as it is
-            found["error"] = shown(str(exc))
-        return found
-
         tasks up to date (a dead recorder makes a task lost; a Slurm job's state
         is asked of Slurm), saving what changed."""
         for task in tasks:
