@@ -322,10 +322,11 @@ def _set_reason(task: Task, rows: list[dict]) -> None:
 
 
 def _unarchived(task: Task) -> bool:
+    """An ended job not archived yet (a lost one: Slurm knew nothing of it any more)."""
     return (
         bool(task.data.get("jobid"))
-        and task.status not in ACTIVE
-        and ("accounting" not in task.data)
+        and task.status not in (*ACTIVE, LOST)
+        and "accounting" not in task.data
     )
 
 

@@ -42,6 +42,9 @@
     tr.dataset.status = task.status;
     const status = node("td");
     status.append(qme.statusBadge(task.status));
+    // Why a pending task waits, when its executor says (a Slurm job's reason).
+    const reason = task.status === "pending" && task.data && task.data.reason;
+    if (reason) status.append(node("div", "reason", reason));
     const command = node("td", "command wide");
     const link = node("a", null, qme.oneLine(task.command));
     link.href = qme.taskUrl(task.id);

@@ -66,7 +66,9 @@
       ["Id", task.id],
     ]);
     const data = $("#data");
-    if (data) facts(data, flatten(task.data || {}));
+    const { accounting, ...rest } = task.data || {};
+    if (data) facts(data, flatten($("#accounting") ? rest : task.data || {}));
+    if ($("#accounting")) renderAccounting(accounting);
     const badge = $(".headline .status");
     badge.replaceWith(qme.statusBadge(task.status));
     article.dataset.status = task.status;
@@ -75,6 +77,57 @@
     for (const stream of streams) {
       const label = $(`[data-size="${stream}"]`);
       if (label) label.textContent = offsets[stream] ? qme.bytes(offsets[stream]) : "";
+    }
+  }
+
+  // A Slurm job's archived accounting (data.accounting): one list, or a table for an array.
+  const percent = (value) => (value === null || value === undefined ? null : `${value}%`);
+  const ofLimit = (r) => (r.timelimit ? `${r.elapsed} of ${r.timelimit}` : r.elapsed);
+
+  function accountingPairs(r) {
+    return [
+      ["State", `${r.state} (exit code ${r.exitcode})`],
+      ["Elapsed", ofLimit(r)],
+      ["CPUs", r.alloccpus],
+      ["Memory", r.allocmem_bytes ? qme.bytes(r.allocmem_bytes) : r.reqmem],
+      ["CPU time", r.totalcpu],
+      ["CPU efficiency", percent(r.cpu_efficiency)],
+      ["MaxRSS", r.maxrss_bytes === null ? null : qme.bytes(r.maxrss_bytes)],
+      ["Memory efficiency", percent(r.memory_efficiency)],
+      ["Nodes", r.nodelist],
+      ["Partition", r.partition],
+      ["QOS", r.qos],
+      ["Submitted", r.submit],
+      ["Started", r.start],
+      ["Ended", r.end],
+    ];
+  }
+
+  function renderAccounting(record) {
+    const section = $("#accounting");
+    const box = section.querySelector(".facts");
+    section.hidden = !record;
+    if (!record) return;
+    box.replaceChildren();
+    if (record.unavailable) {
+      box.append(node("p", "hint", record.unavailable));
+    } else if (record.elements) {
+      const columns = ["element", "state", "exit", "elapsed", "CPU eff.", "mem. eff.", "MaxRSS"];
+      const table = node("table", "elements");
+      const head = table.createTHead().insertRow();
+      columns.forEach((name) => head.append(node("th", null, name)));
+      const body = table.createTBody();
+      for (const [index, r] of Object.entries(record.elements)) {
+        const tr = body.insertRow();
+        [index, r.state, r.exitcode, ofLimit(r), percent(r.cpu_efficiency),
+          percent(r.memory_efficiency), r.maxrss_bytes === null ? "" : qme.bytes(r.maxrss_bytes),
+        ].forEach((value) => tr.append(node("td", null, value)));
+      }
+      box.append(table);
+    } else {
+      const list = node("dl");
+      facts(list, accountingPairs(record));
+      box.append(list);
     }
   }
 

@@ -7,4 +7,11 @@
   <p class="hint">The buttons above run the executor's actions: <em>status</em> asks
     Slurm, <em>output</em> and <em>error</em> show the job's files.</p>
 </section>
+%# Filled in by task.js from task.data.accounting, archived from sacct when the job ended.
+<section id="accounting" class="job accounting" hidden>
+  <h2>Accounting</h2>
+  <div class="facts"></div>
+  <p class="hint">Kept in the task when the job ended, so it outlives sacct's purge.
+    Efficiencies as <code>seff</code> computes them.</p>
+</section>
 % include('streams.tpl')
