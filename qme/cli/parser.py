@@ -27,8 +27,8 @@ COMMANDS = {
         "session",
         "start",
         "sync",
-    ]
         "replay",
+    ]
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
