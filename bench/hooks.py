@@ -204,29 +204,40 @@ def large_state(kind: str, count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def qme_on_start(kinds, build: peers.Build, rounds: int, count: int = 500) -> dict:
+def qme_on_start(kinds, builds: list[peers.Build], rounds: int, count: int = 500) -> dict:
     """Milliseconds from `qme on` to the session's first prompt, median of rounds,
-    by (shell, state size)."""
-    times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in kinds for n in (0, count)}
-    path = f"{Path(build.tool('qme')).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    for _ in range(rounds):
-        for kind, size in times:
-            pty = start_shell(kind, "hooks, no session", build, {"PATH": path})
-            try:
-                if size:
-                    state = Path(pty.home) / "state.sh"
-                    state.write_text(large_state(kind, size))
-                    pty.send(f"source {state}\n".encode())
-                    pty.until(PROMPT)
-                began = time.perf_counter()
-                pty.send(b"qme on\n")
-                pty.until(PROMPT)
-                times[(kind, size)].append((time.perf_counter() - began) * 1000)
-                pty.send(b"exit\n")
-                pty.until(PROMPT)
-            finally:
-                pty.close()
+    by (shell, state size, build's label); the builds take turns in each round."""
+    times: dict[tuple[str, int, str], list[float]] = {
+        (k, n, b.label("qme on")): [] for k in kinds for n in (0, count) for b in builds
+    }
+    for round_number in range(rounds):
+        for kind in kinds:
+            for size in (0, count):
+                for build in peers.in_turns(builds, round_number, builds, lambda b: b.label("")):
+                    times[(kind, size, build.label("qme on"))].append(
+                        _time_qme_on(kind, size, build)
+                    )
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def _time_qme_on(kind: str, size: int, build: peers.Build) -> float:
+    path = f"{Path(build.tool('qme')).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    pty = start_shell(kind, "hooks, no session", build, {"PATH": path})
+    try:
+        if size:
+            state = Path(pty.home) / "state.sh"
+            state.write_text(large_state(kind, size))
+            pty.send(f"source {state}\n".encode())
+            pty.until(PROMPT)
+        began = time.perf_counter()
+        pty.send(b"qme on\n")
+        pty.until(PROMPT)
+        took = (time.perf_counter() - began) * 1000
+        pty.send(b"exit\n")
+        pty.until(PROMPT)
+        return took
+    finally:
+        pty.close()
 
 
 def type_commands(pty: Pty, count: int) -> float:
@@ -387,13 +398,13 @@ def main() -> None:
 
     kinds = [k for k in args.shells.split(",") if shutil.which(k)]
     builds = peers.builds(args.baseline)
-    on = qme_on_start(kinds, builds[0], args.on_rounds)
+    on = qme_on_start(kinds, builds, args.on_rounds)
     print(f"## `qme on`: to the session's first prompt (median of {args.on_rounds})\n")
     rows = [
-        [kind, f"{size} aliases + functions + variables", f"{ms:.0f}"]
-        for (kind, size), ms in on.items()
+        [kind, label, f"{size} aliases + functions + variables", f"{ms:.0f}"]
+        for (kind, size, label), ms in on.items()
     ]
-    print(peers.table(["shell", "state", "ms"], rows) + "\n")
+    print(peers.table(["shell", "qme", "state", "ms"], rows) + "\n")
     if args.only_on:
         return
     path = data_file(parse_size(args.size))
