@@ -270,3 +270,47 @@ def test_stores_without_row_level_security_refuse_in_one_line(kind, qme, qme_hom
         assert "MySQL/MariaDB have no row-level security" in line
     line = one_error_line(qme("admin", "init-postgres", env=env))
     assert "needs PostgreSQL" in line, line
+
+
+def test_tasks_recorded_before_owners_go_to_the_role_named_as_their_user(shared):
+    """As on a store an older qme wrote: tasks without an owner, which no user sees
+    until init-postgres gives each to the role named as its user."""
+    import sqlalchemy as sa
+    from test_store_contract import make_task
+
+    from qme import Queue
+
+    ada = shared["ada"]
+    queue = Queue(database=shared["admin"]["QME_DATABASE"])
+    old = make_task("echo from an older qme", user=ada.name)
+    queue.store.add(old)
+    with queue.store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE qme_tasks NO FORCE ROW LEVEL SECURITY"))
+        conn.execute(sa.text("ALTER TABLE qme_tasks ALTER COLUMN owner DROP NOT NULL"))
+        conn.execute(sa.text("UPDATE qme_tasks SET owner = NULL WHERE id = :id"), {"id": old.id})
+        conn.execute(sa.text("ALTER TABLE qme_tasks FORCE ROW LEVEL SECURITY"))
+    queue.close()
+    assert "echo from an older qme" not in listed(ada)
+    said = run("admin", "init-postgres", env=shared["admin"])
+    assert "1 task(s) recorded before owners were kept" in said.stderr.decode()
+    assert "echo from an older qme" in listed(ada)
+    ok(run("clear", "--force", old.id, env=ada.env))
+
+
+def test_a_user_cannot_migrate_a_secured_store_and_is_told_who_can(shared):
+    import sqlalchemy as sa
+
+    from qme.store.sqlschema import MIGRATIONS
+
+    engine = sa.create_engine(shared["admin"]["QME_DATABASE"])
+    older = sa.text("UPDATE qme_meta SET value = :v WHERE name = 'schema'")
+    try:
+        with engine.begin() as conn:
+            conn.execute(older, {"v": len(MIGRATIONS) - 1})
+        line = one_error_line(run("ls", env=shared["ada"].env))
+        assert "only the owner of the store's tables (qme)" in line
+        assert "qme admin init-postgres" in line
+    finally:
+        with engine.begin() as conn:
+            conn.execute(older, {"v": len(MIGRATIONS)})
+        engine.dispose()

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
-from qme.errors import NoSuchTask, QmeError, Refused
+from qme.errors import NoSuchTask, QmeError, Refused, StoreError
 
 MEMBER_OF = "SELECT rolname FROM pg_roles WHERE pg_has_role(current_user, oid, 'member')"
 OWN = "owner = current_user"
@@ -90,15 +90,20 @@ def is_secured(conn) -> bool:
 def owner_sees_all(conn):
     """Within conn's transaction, the tables' owner is not held by the policies (so
     that a migration or secure() sees every row); forced again at the end."""
-    forced = [
-        row[0]
-        for row in conn.execute(
-            text(
-                "SELECT relname FROM pg_class WHERE relforcerowsecurity "
-                "AND relnamespace = current_schema()::text::regnamespace AND relname LIKE 'qme\\_%'"
-            )
+    found = conn.execute(
+        text(
+            "SELECT relname, pg_get_userbyid(relowner), pg_has_role(relowner, 'USAGE') "
+            "FROM pg_class WHERE relforcerowsecurity "
+            "AND relnamespace = current_schema()::text::regnamespace AND relname LIKE 'qme\\_%'"
         )
-    ]
+    ).all()
+    for _, owner, mine in found:
+        if not mine:
+            raise StoreError(
+                f"only the owner of the store's tables ({owner}) or a superuser may migrate "
+                "or secure them: ask them to run 'qme admin init-postgres' with this qme"
+            )
+    forced = [name for name, _, _ in found]
     for table in forced:
         conn.execute(text(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"))
     yield
