@@ -284,3 +284,29 @@ def test_slurm_page_shows_the_job_and_runs_its_actions(page, queue, dashboard, t
     page.click('button[data-executor-action="output"]')
     expect(page.locator("#action-result pre")).to_have_text("hello from the job\n")
     expect(page.locator("#action-result h2")).to_have_text("output")
+
+
+def test_slurm_reason_in_the_table_and_accounting_on_the_page(page, queue, dashboard, tmp_path):
+    """A real Slurm (tests/test_slurm.py's): a held job's reason under its status;
+    a finished job's archived accounting in its page's Accounting section."""
+    from test_slurm import answers
+
+    if not answers():
+        unavailable("Slurm is not running (scripts/slurm.sh start)")
+    (tmp_path / "fifty.py").write_text("import time; b = bytearray(50 * 2**20); time.sleep(2)")
+    ran = queue.run(["sbatch", "--mem=100M", "--wrap", "python3 fifty.py"], cwd=str(tmp_path))
+    held = queue.run(["sbatch", "--hold", "--wrap", "true"], cwd=str(tmp_path))
+    try:
+        wait_for(lambda: "accounting" in queue.get(ran.id, streams=False).data, timeout=30)
+        wait_for(lambda: queue.get(held.id, streams=False).data.get("reason"), timeout=15)
+        page.goto(dashboard.base + "/")
+        expect(page.locator(f'tr[data-id="{held.id}"] .reason')).to_have_text("JobHeldUser")
+        page.goto(f"{dashboard.base}/tasks/{ran.id}")
+        section = page.locator("#accounting")
+        expect(section).to_be_visible()
+        expect(section).to_contain_text("COMPLETED (exit code 0:0)")
+        expect(section.locator("dt", has_text="MaxRSS")).to_be_visible()
+        expect(section).to_contain_text("100.0 MiB")  # the memory it was given
+        assert "accounting" not in page.inner_text("#data")  # shown once, in its section
+    finally:
+        subprocess.run(["scancel", held.data["jobid"]], capture_output=True)

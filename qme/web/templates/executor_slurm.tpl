@@ -8,7 +8,7 @@
     Slurm, <em>output</em> and <em>error</em> show the job's files.</p>
 </section>
 %# Filled in by task.js from task.data.accounting, archived from sacct when the job ended.
-<section id="accounting" class="job accounting" hidden>
+<section id="accounting" class="accounting" hidden>
   <h2>Accounting</h2>
   <div class="facts"></div>
   <p class="hint">Kept in the task when the job ended, so it outlives sacct's purge.
