@@ -583,6 +583,24 @@ class Queue:
         pending.wait(self.settings.home)  # records `qme run` is still writing (or spooling)
         return [Spooled(*found) for found in spool.spooled(self.settings.home)]
 
+    def store_status(self) -> dict[str, Any]:
+        """What `qme doctor` tells of the store: its kind and where it is (a password
+        hidden), whether it opens (else why not), its schema version, and how many
+        tasks it holds, runs and saw fail (each counted up to 1,000,000)."""
+        from qme.text import shown
+
+        kind, where = self.store_location()
+        found: dict[str, Any] = {"kind": kind, "location": where, "opens": False, "error": None}
+        found.update(schema=None, tasks=None, running=None, failed=None)
+        try:
+            found["schema"] = self.store.schema_version()
+            for key, status in (("tasks", None), ("running", RUNNING), ("failed", "failed")):
+                found[key] = self.count(status=status, limit=1_000_000)
+            found["opens"] = True
+        except Exception as exc:  # noqa: BLE001 - whatever the backend says, told as it is
+            found["error"] = shown(str(exc))
+        return found
+
     def store_identity(self) -> str:
         """Which store this queue writes to, as spooled records name it."""
         from qme.store import identity

@@ -1051,8 +1051,9 @@ def test_shellcheck_passes_on_the_bash_hooks():
 def test_init_prints_the_hook_file(qme, shell):
     text = (HOOKS / f"qme.{shell}").read_text()
     assert (ROOT / "shell" / f"qme.{shell}").read_text() == text  # the symlinks
-    printed = qme("init", shell)
+    printed = qme("init", shell, "--no-completion")
     assert printed.returncode == 0 and printed.stdout.decode() == text
+    assert qme("init", shell).stdout.decode().startswith(text)  # then the tab completion
     auto = qme("init", shell, "--auto")
     assert auto.stdout.decode().startswith(text)
     assert "qme session --shell" in auto.stdout.decode()[len(text) :]

@@ -15,7 +15,8 @@ Print the shell integration, to load from your shell's startup file:
 
 Then `qme on` records every command you type, `qme off` pauses, `qme status`
 tells. With --auto, every new interactive shell starts recorded (inside a qme
-session); if qme cannot start, the shell starts as usual.
+session); if qme cannot start, the shell starts as usual. The tab completion of
+qme (`qme completion SHELL`) comes along unless --no-completion.
 """
 
 # Start each new interactive terminal shell inside a session; when that session
@@ -45,6 +46,12 @@ def add_parser(subparsers, name):
     parser.add_argument(
         "--auto", action="store_true", help="record every new interactive shell from the start"
     )
+    parser.add_argument(
+        "--no-completion",
+        dest="completion",
+        action="store_false",
+        help="leave out qme's tab completion (qme completion SHELL prints it alone)",
+    )
     return parser
 
 
@@ -52,6 +59,10 @@ def run(args) -> int:
     from qme.api import shell_hooks
 
     args.env.stdout.write(shell_hooks(args.shell))
+    if args.completion:
+        from qme.cli.completion import script
+
+        args.env.stdout.write(script(args.shell, args.env, args.config_dir))
     if args.auto:
         args.env.stdout.write(AUTO[args.shell])
     return OK

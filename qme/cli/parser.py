@@ -34,6 +34,7 @@ COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
 COMMANDS.update({"export": "transfer", "import": "transfer"})
 COMMANDS["mcp"] = "mcp"
+COMMANDS.update({"completion": "completion", "doctor": "doctor"})
 COMMANDS.update({"admin": "admin", "share": "share"})
 
 

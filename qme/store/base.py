@@ -119,6 +119,11 @@ class Store(ABC):
         """The bytes of a task's 'output' or 'error' from offset on."""
         return getattr(self.get(task_id), stream)[offset:]
 
+    def schema_version(self) -> int | None:
+        """The version of the store's schema (its migrations applied), for `qme
+        doctor`; None when the store has none or does not exist yet."""
+        return None
+
     def data_version(self) -> object:
         """A cheap value that changes whenever another process changes the store, so a
         live view need not query it in between (it still polls now and then: a store

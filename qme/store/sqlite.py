@@ -346,6 +346,10 @@ class SqliteStore(Store):
         )
         return b"".join(r[0] for r in rows)[offset:]
 
+    def schema_version(self) -> int | None:
+        self._fresh()
+        return None if self.missing else self.db.execute("PRAGMA user_version").fetchone()[0]
+
     def data_version(self) -> object:
         # Changes whenever another connection commits (SQLite's own change counter).
         self._fresh()
