@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from qme.cli.env import OK
+from qme.cli.template import HELP as TEMPLATE_HELP
 from qme.cli.timespec import point_in_time
 from qme.errors import QmeError
 from qme.task import STATUSES
@@ -46,9 +47,10 @@ def add_parser(subparsers, name):
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
     parser.add_argument(
         "--format",
-        choices=["table", "queueme"],
         default="table",
-        help="queueme: QueueMe 0.0.14's 'N  <taskid>\\t<command>', every task, oldest first",
+        metavar="FORMAT",
+        help="table (the default); queueme: QueueMe 0.0.14's 'N  <taskid>\\t<command>', every "
+        f"task, oldest first; or {TEMPLATE_HELP}",
     )
     return parser
 
@@ -56,7 +58,9 @@ def add_parser(subparsers, name):
 def run(args) -> int:
     from qme.cli import make_queue
     from qme.cli.render import STATUS_COLORS, age, duration, home_path, one_line, print_json, table
+    from qme.cli.template import chosen
 
+    template = chosen(args.format, ("table", "queueme"))
     cwd = os.getcwd() if args.here else (os.path.abspath(args.cwd) if args.cwd else None)
     session = args.session
     if session == "current":
@@ -85,6 +89,12 @@ def run(args) -> int:
         tasks.reverse()
     if args.format == "queueme":
         queueme.listing(args.env, tasks)
+        return OK
+    if template is not None:
+        from qme.cli.template import render
+
+        for task in tasks:
+            args.env.out(render(template, task))
         return OK
     rows = [
         [

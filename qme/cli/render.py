@@ -69,6 +69,31 @@ def home_path(path: str) -> str:
     return path
 
 
+def shown_width(text: str) -> int:
+    """How many terminal columns text takes (wcwidth: two for CJK and most emoji,
+    none for combining marks); ASCII without asking."""
+    if text.isascii():
+        return len(text)
+    from wcwidth import wcswidth
+
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)
+
+
+def cut_to_width(text: str, columns: int) -> str:
+    """The longest start of text that takes at most columns terminal columns."""
+    if text.isascii():
+        return text[:columns]
+    from wcwidth import wcwidth
+
+    used = 0
+    for i, char in enumerate(text):
+        used += max(wcwidth(char), 0)
+        if used > columns:
+            return text[:i]
+    return text
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split()) if "\n" in text or "\t" in text else text
 
@@ -80,19 +105,22 @@ def table(
     status_colors: list[str | None] | None = None,
 ) -> None:
     """Columns padded to their widest cell; on a terminal, the last one cut to its
-    width. status_colors colour the second column (the status) row by row."""
+    width. Widths are as the terminal shows them: a CJK character or an emoji takes
+    two columns. status_colors colour the second column (the status) row by row."""
     enabled = env.colors
     headers = [safe(h) for h in headers]
     rows = [[safe(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [
+        max(shown_width(h), *(shown_width(r[i]) for r in rows)) for i, h in enumerate(headers)
+    ]
     width = shutil.get_terminal_size((120, 24)).columns if env.stdout_isatty else None
 
     def line(cells: list[str], color: str | None = None) -> str:
-        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths)]
+        padded = [c + " " * (w - shown_width(c)) for c, w in zip(cells[:-1], widths)]
         last = cells[-1]
         room = width - sum(widths[:-1]) - 2 * (len(widths) - 1) if width else None
-        if room is not None and len(last) > room:
-            last = last[: max(room - 1, 0)] + "…"
+        if room is not None and shown_width(last) > room:
+            last = cut_to_width(last, max(room - 1, 0)) + "…"
         if color:
             padded[1] = colored(padded[1], color, enabled)
         return "  ".join([*padded, last])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qme.cli.env import ERROR, OK
+from qme.cli.template import HELP as TEMPLATE_HELP
 
 DEFAULT_LIMIT = 20
 
@@ -22,14 +23,17 @@ def add_parser(subparsers, name):
         "--rank", action="store_true", help="most relevant first (slower on huge stores)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--format", metavar="TEMPLATE", help=TEMPLATE_HELP)
     return parser
 
 
 def run(args) -> int:
     from qme.cli import make_queue, queueme
     from qme.cli.render import age, colored, print_json, safe
+    from qme.cli.template import chosen, render
     from qme.text import marked_spans
 
+    template = None if args.format is None else chosen(args.format, ())
     queue = make_queue(args)
     queueme.hint(args.env, queue)
     hits = queue.search(*args.terms, executor=args.executor, limit=args.limit, rank=args.rank)
@@ -41,6 +45,10 @@ def run(args) -> int:
                 for hit in hits
             ],
         )
+        return OK if hits else ERROR
+    if template is not None:
+        for hit in hits:
+            args.env.out(render(template, hit.task))
         return OK if hits else ERROR
     env = args.env
     color = env.colors
