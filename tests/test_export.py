@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from qme.recorder.capture import StreamCapture
 # Three lines, 0.4 s apart, the middle one on stderr.
 PACED = "printf '\\033[31mred\\033[0m one\\n'; sleep 0.4; echo two >&2; sleep 0.4; echo three"
 TOLERANCE = 0.15  # seconds a time may be late on a busy machine
+WORDS = (b"\x1b[31mred\x1b[0m one", b"two", b"three")
 
 
 def timed(queue, task=None) -> list[tuple[float, str, bytes]]:
@@ -310,24 +312,25 @@ def pexpect_quote(word: str) -> str:
 
 def test_replay_plays_at_the_recorded_speed_with_colours(qme_home, queue):
     task = queue.run(["sh", "-c", PACED])
-    started = time.monotonic()
+    recorded = {w: at for at, _, data in queue.timed_output(task) for w in WORDS if w in data}
     child = replay(qme_home, task.id)
-    when = {}
-    for word in (b"\x1b[31mred\x1b[0m one", b"two", b"three"):
+    shown = {}
+    for word in WORDS:
         child.expect(re.escape(word))
-        when[word[-3:]] = time.monotonic() - started
+        shown[word] = time.monotonic()
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert 0.38 <= when[b"two"] - when[b"one"] <= 0.4 + TOLERANCE
-    assert 0.38 <= when[b"ree"] - when[b"two"] <= 0.4 + TOLERANCE
+    for earlier, later in zip(WORDS, WORDS[1:]):
+        gap = recorded[later] - recorded[earlier]
+        assert gap - 0.1 <= shown[later] - shown[earlier] <= gap + TOLERANCE, (earlier, later)
 
 
 def test_replay_speed_and_max_wait(qme_home, queue):
     task = queue.run(["sh", "-c", "echo a; sleep 1.5; echo b"])
     for args, low, high in (
-        (["--speed", "3"], 0.45, 0.5 + TOLERANCE),
-        (["--max-wait", "0.2"], 0.18, 0.2 + TOLERANCE),
+        (["--speed", "3"], 0.4, 0.5 + TOLERANCE),
+        (["--max-wait", "0.2"], 0.1, 0.2 + TOLERANCE),
     ):
         child = replay(qme_home, task.id, *args)
         child.expect(b"a\r\n")
@@ -338,41 +341,45 @@ def test_replay_speed_and_max_wait(qme_home, queue):
         child.close()
 
 
+class Watched:
+    """`qme replay TASK` in a shell on a pty that saves `stty -g` before and after."""
+
+    def __init__(self, qme_home, task_id: str, tmp_path):
+        self.before, self.after = tmp_path / "before", tmp_path / "after"
+        script = f"trap : INT; stty -g > {self.before}; REPLAY; echo status=$?; "
+        self.child = replay(qme_home, task_id, script=script + f"stty -g > {self.after}")
+        self.child.logfile_read = self.log = io.BytesIO()
+
+    def finish(self) -> bytes:
+        """Wait for the end; what was shown. The terminal's modes must be as before."""
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        assert self.before.read_text() == self.after.read_text()  # echo, line editing
+        return self.log.getvalue()
+
+
 def test_q_stops_the_replay_and_the_terminal_is_restored(qme_home, queue, tmp_path):
     task = queue.run(["sh", "-c", "printf '\\033[?25l\\033[32mgreen'; sleep 5; echo never"])
-    before, after = tmp_path / "before", tmp_path / "after"
-    child = replay(
-        qme_home,
-        task.id,
-        script=f"stty -g > {before}; REPLAY; echo status=$?; stty -g > {after}",
-    )
-    child.expect(b"green")
+    watched = Watched(qme_home, task.id, tmp_path)
+    watched.child.expect(b"green")
     time.sleep(0.3)
     pressed = time.monotonic()
-    child.send(b"q")
-    child.expect(b"status=0")
+    watched.child.send(b"q")
+    watched.child.expect(b"status=0")
     assert time.monotonic() - pressed < 1
-    child.expect(pexpect.EOF)
-    child.close()
-    shown = child.before or b""
-    assert b"never" not in shown
-    assert before.read_text() == after.read_text()  # echo and line editing back on
+    shown = watched.finish()
+    assert b"never" not in shown and b"replay stopped" in shown
+    assert shown.index(b"\x1b[?25h") > shown.index(b"green")  # the cursor shown again
+    assert b"\x1b[0m" in shown[shown.index(b"green") :]  # and the colour reset
 
 
 def test_replay_restores_the_terminal_after_ctrl_c(qme_home, queue, tmp_path):
     task = queue.run(["sh", "-c", "echo start; sleep 5; echo never"])
-    before, after = tmp_path / "before", tmp_path / "after"
-    child = replay(
-        qme_home,
-        task.id,
-        script=f"trap : INT; stty -g > {before}; REPLAY; stty -g > {after}; echo done",
-    )
-    child.expect(b"start")
-    child.sendintr()
-    child.expect(b"done")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert before.read_text() == after.read_text()
+    watched = Watched(qme_home, task.id, tmp_path)
+    watched.child.expect(b"start")
+    watched.child.sendintr()
+    watched.child.expect(b"status=")
+    assert b"never" not in watched.finish()
 
 
 def test_replay_without_a_terminal_writes_the_bytes(qme, queue):
