@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # What a task id or prefix may contain (a query with anything else matches nothing).
 TASK_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+READ_SIZE = 1 << 20  # bytes per read when a stream is copied out (Queue.stream_output)
 
 
 def shell_hooks(kind: str) -> str:
@@ -73,8 +74,12 @@ class Queue:
         database: str | None = None,
         *,
         log_level: str | None = None,
+        session: str | None = None,
     ):
+        """session: the `qme on` session this queue is used from (the CLI gives
+        $QME_SESSION): references like @1 count its tasks first (see resolve)."""
         self.settings = Settings.load(config_dir, database=database, log_level=log_level)
+        self.session = session or None
         self._store: Store | None = None
         self._executors: Registry | None = None
 
@@ -310,7 +315,13 @@ class Queue:
     # -- finding ------------------------------------------------------------------------
 
     def resolve(self, query: str) -> str:
-        """The full id of the one task whose id, or uuid part, starts with query."""
+        """The full id of the one task whose id, or uuid part, starts with query; or
+        of a reference: @1 the most recent task, @2 the one before, and so on (in a
+        session, see Queue(session=), counted among its tasks first, then those before
+        it); @@N counts every task, whatever the session."""
+        if query.startswith("@"):
+            n, everywhere = _reference(query)
+            return self.recent_task(n, everywhere=everywhere).id
         if not query or not TASK_ID_CHARS.issuperset(query):
             raise NoSuchTask(query)
         found = self.store.match(query, limit=6)
@@ -321,6 +332,39 @@ class Queue:
         if len(found) > 1:
             raise AmbiguousTask(query, found)
         return found[0]
+
+    def recent_task(self, n: int = 1, *, everywhere: bool = False, finished: bool = False) -> Task:
+        """The n-th most recently started task (without its streams): the rule every
+        reference (@n, @@n) follows. In this queue's session (unless everywhere), its
+        tasks come first, then those started before or beside it; finished: only
+        tasks that have ended count (what `qme out` shows by default)."""
+        from itertools import islice
+
+        tasks = self._newest(None if everywhere else self.session)
+        if finished:
+            tasks = (task for task in tasks if task.finished)
+        found = next(islice(tasks, n - 1, None), None)
+        if found is None:
+            kind = "finished tasks" if finished else "tasks"
+            raise NoSuchTask(f"@{'@' if everywhere else ''}{n}", f"there are fewer than {n} {kind}")
+        return self._attach([found])[0]
+
+    def _newest(self, session: str | None):
+        """Tasks newest first, a page at a time; those of session first when given."""
+        from qme.store import TaskQuery
+
+        def pages(query, skip=lambda task: False):
+            offset, size = 0, 16
+            while True:
+                page = self.store.list(query._replace(limit=size, offset=offset))
+                yield from (task for task in page if not skip(task))
+                if len(page) < size:
+                    return
+                offset, size = offset + size, min(size * 4, 4096)
+
+        if session is not None:
+            yield from pages(TaskQuery(session=session))
+        yield from pages(TaskQuery(), lambda task: session is not None and task.session == session)
 
     def get(self, task_id: str | None = None, *, streams: bool = True) -> Task:
         """A task by id or unique prefix; the most recently started one when None."""
@@ -349,16 +393,18 @@ class Queue:
         user: str | None = None,
         newest_first: bool = True,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[Task]:
         """Tasks (without their output), newest first unless told otherwise; the
         first offset of them skipped (paging). host and user: recorded on that
-        machine, by that user (a store shared by many)."""
+        machine, by that user (a store shared by many); tag: that have this tag."""
         if executor is not None:
             self.executors.executor_class(executor)  # unknown names are an error
         from qme.store import TaskQuery
 
+        tag = None if tag is None else normal_tag(tag)
         query = TaskQuery(
-            executor, status, cwd, since, until, limit, session, offset, host=host, user=user
+            executor, status, cwd, since, until, limit, session, offset, host, user, tag
         )
         return self._attach(self.store.list(query, newest_first=newest_first))
 
@@ -370,6 +416,8 @@ class Queue:
             self.executors.executor_class(executor)  # unknown names are an error
         from qme.store import TaskQuery
 
+        if filters.get("tag") is not None:
+            filters["tag"] = normal_tag(filters["tag"])
         return self.store.count(TaskQuery(executor, limit=limit, **filters))
 
     def recent(self, since: float) -> list[Task]:
@@ -377,12 +425,63 @@ class Queue:
         (running, pending): what a live view polls for."""
         return self._attach(self.store.recent(since))
 
-    def read(self, task_id: str, stream: str = "output", offset: int = 0) -> bytes:
+    def read(
+        self, task_id: str, stream: str = "output", offset: int = 0, size: int | None = None
+    ) -> bytes:
         """A task's raw 'output' or 'error' from byte offset on (a running task's
-        output so far)."""
+        output so far), at most size bytes of it (None: all)."""
         if stream not in STREAMS:
             raise QmeError(f"no stream '{stream}' (use one of {', '.join(STREAMS)})")
-        return self.store.read(self.resolve(task_id), stream, offset)
+        return self.store.read(self.resolve(task_id), stream, offset, size)
+
+    def stream_output(self, task: Task | str | None, stream: str = "output", size: int = READ_SIZE):
+        """A task's stored 'output' or 'error' (a task, an id, a reference, or None:
+        the last finished task, see recent_task), as bytes objects of at most size
+        bytes each, read from the store one after another: memory stays flat
+        however long the output is."""
+        if stream not in STREAMS:
+            raise QmeError(f"no stream '{stream}' (use one of {', '.join(STREAMS)})")
+        if task is None:
+            task = self.recent_task(finished=True)
+        elif not isinstance(task, Task):
+            task = self.get(task, streams=False)
+        yield from self.store.stream(task.id, stream, size)
+
+    # -- notes and tags -----------------------------------------------------------------
+
+    def note(self, task: Task | str | None, text: str | None, *, append: bool = False) -> Task:
+        """Give a task (a task, an id, a reference, or None: the last one) its note,
+        replacing the one it had (`qme run -m` gives the first), or adding text as
+        a line of its own with append; '' or None removes it. The note is the task's
+        `message`: searched, shown and exported with it. Returns the task as stored."""
+        task = self.get(task.id if isinstance(task, Task) else task, streams=False)
+        text = (text or "").strip("\n")
+        if append and task.message and text:
+            text = f"{task.message}\n{text}"
+        elif append and not text:
+            text = task.message or ""
+        self.store.annotate(task.id, message=text)
+        return self.get(task.id, streams=False)
+
+    def tag(
+        self,
+        task: Task | str | None,
+        add: Sequence[str] = (),
+        *,
+        remove: Sequence[str] = (),
+        replace: bool = False,
+    ) -> Task:
+        """Add tags to a task (a task, an id, a reference, or None: the last one) and
+        take others off; with replace, its tags become those added. A tag is a word
+        (no spaces, quotes, backslashes or commas; at most 64 characters), kept in
+        lower case. Returns the task as stored."""
+        task = self.get(task.id if isinstance(task, Task) else task, streams=False)
+        added, removed = [normal_tag(t) for t in add], {normal_tag(t) for t in remove}
+        kept = [] if replace else task.tags
+        tags = [t for t in dict.fromkeys([*kept, *added]) if t not in removed]
+        if tags != task.tags:
+            self.store.annotate(task.id, tags=tags)
+        return self.get(task.id, streams=False)
 
     def data_version(self) -> object:
         """A cheap value that changes when another process changes the store (None
@@ -737,6 +836,32 @@ class Queue:
         finally:
             if _status_of(task) != before:
                 self.store.update(task)
+
+
+def _reference(query: str) -> tuple[int, bool]:
+    """(n, everywhere) of a reference: @n, or @@n for every task whatever the session."""
+    everywhere = query.startswith("@@")
+    number = query[2:] if everywhere else query[1:]
+    if not (number.isascii() and number.isdigit()) or int(number) < 1:
+        raise QmeError(
+            f"'{query}' is not a task reference: @1 is the most recent task, @2 the one "
+            "before, and so on (@@1: of all tasks, whatever the session)"
+        )
+    return int(number), everywhere
+
+
+def normal_tag(tag: str) -> str:
+    """A tag as it is kept (lower case), or QmeError when it is not a tag."""
+    kept = tag.strip().lower()
+    bad = set(kept) & set('"\\,')
+    if not kept or len(kept) > 64 or bad or kept.startswith("-") or not kept.isprintable():
+        raise QmeError(
+            f"'{tag}' is not a tag: a tag is a word of at most 64 characters, with no "
+            "spaces, quotes, backslashes or commas, not starting with '-'"
+        )
+    if any(c.isspace() for c in kept):
+        raise QmeError(f"'{tag}' is not a tag: a tag has no spaces (give several tags instead)")
+    return kept
 
 
 def _status_of(task: Task) -> tuple:

@@ -22,8 +22,8 @@ class Refused(QmeError):
 
 
 class NoSuchTask(QmeError):
-    def __init__(self, query: str):
-        super().__init__(f"no task matches '{query}'")
+    def __init__(self, query: str, why: str | None = None):
+        super().__init__(f"no task matches '{query}'" + (f" ({why})" if why else ""))
 
 
 class AmbiguousTask(QmeError):

@@ -92,6 +92,7 @@ class Task(Record):
     rerun_of: str | None = None
     session: str | None = None  # the shell session (qme on) it was typed in
     data: dict[str, Any] = dict  # executor-specific
+    tags: list[str] = list  # the user's labels (qme tag), lower case; `message` is the note
     recorder: str | None = None  # "boot_id:pid:start_ticks" of the qme that records it
     output: bytes | None = None  # None: not loaded
     error: bytes | None = None

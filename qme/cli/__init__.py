@@ -57,7 +57,10 @@ def make_queue(args):
     command is done (see handle), unless its error tells them."""
     from qme.api import Queue
 
-    queue = Queue(config_dir=args.config_dir, database=args.database)
+    # In a `qme on` session, references (@1) count its commands first.
+    queue = Queue(
+        config_dir=args.config_dir, database=args.database, session=os.environ.get("QME_SESSION")
+    )
     args.setting_problems = queue.setting_problems
     return queue
 

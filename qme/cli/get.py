@@ -10,9 +10,11 @@ def add_parser(subparsers, name):
         "get",
         help="show a task as JSON (picked on a terminal, else the last one)",
         description="Show a task as JSON. ID is a task id, or any unique prefix of the id "
-        "or of its uuid part (as 'qme ls' shows it). Without ID, on a terminal, pick the "
-        "task from the recent ones; with --last, or when stdin or stdout is not a "
-        "terminal, the last task started.",
+        "or of its uuid part (as 'qme ls' shows it), or a reference: @1 the most recent "
+        "task, @2 the one before (in a 'qme on' session, its own commands first; @@N: of "
+        "all tasks). Its note is \"message\", its tags \"tags\". Without ID, on a "
+        "terminal, pick the task from the recent ones; with --last, or when stdin or stdout "
+        "is not a terminal, the last task started.",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("id", nargs="?", metavar="ID")

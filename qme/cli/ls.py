@@ -42,6 +42,7 @@ def add_parser(subparsers, name):
     )
     parser.add_argument("--host", help="only tasks recorded on this machine (a shared store)")
     parser.add_argument("--user", help="only tasks recorded by this user (a shared store)")
+    parser.add_argument("-t", "--tag", help="only tasks with this tag (qme tag)")
     parser.add_argument("-n", "--limit", type=int, metavar="N")
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
@@ -81,6 +82,7 @@ def run(args) -> int:
         session=session,
         host=args.host,
         user=args.user,
+        tag=args.tag,
     )
     if args.json:
         print_json(args.env, [t.to_dict() for t in tasks])

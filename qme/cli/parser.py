@@ -32,6 +32,7 @@ COMMANDS = {
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
+COMMANDS.update({"out": "out", "note": "note", "tag": "tag"})
 COMMANDS.update({"export": "transfer", "import": "transfer"})
 COMMANDS["mcp"] = "mcp"
 COMMANDS.update({"completion": "completion", "doctor": "doctor"})

@@ -14,8 +14,8 @@ from qme.text import from_stored, to_stored
 # dataclasses: see qme/record.py.
 TaskQuery = namedtuple(
     "TaskQuery",
-    "executor status cwd since until limit session offset host user",
-    defaults=(None,) * 10,
+    "executor status cwd since until limit session offset host user tag",
+    defaults=(None,) * 11,
 )
 
 # A search result: the task, the field that matched (command, message, output,
@@ -33,8 +33,31 @@ TEXT_COLUMNS = frozenset(
 )
 
 
+# What the user adds to a task once it has run (Store.annotate): its note (the
+# `message`, which `qme run -m` gives it first) and its tags. update() leaves them as
+# they are stored, so that a writer finishing a task never undoes a note given
+# meanwhile.
+ANNOTATIONS = ("message", "tags")
+
+
+def note_text(message: str | None, tags: list[str] | None) -> str:
+    """What the search index holds for a task's note: the note, then its tags."""
+    from qme.text import shown
+
+    return "\n".join(part for part in (shown(message or ""), " ".join(tags or ())) if part)
+
+
+def tag_like(tag: str) -> str:
+    """A LIKE pattern (escape character backslash) matching the tags column (JSON)
+    of a task that has this tag."""
+    quoted = json.dumps(tag)
+    return "%" + quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def column_value(column: str, value):
     """A task's field as a database store's column keeps it."""
+    if column == "tags":
+        return json.dumps(value or [])
     if column in JSON_COLUMNS:
         return json.dumps(value)
     return to_stored(value) if column in TEXT_COLUMNS else value
@@ -48,6 +71,8 @@ def task_from_row(columns: list[str], row) -> Task:
             values[column] = json.loads(values[column])
     for column in TEXT_COLUMNS:
         values[column] = from_stored(values[column])
+    if "tags" in values:  # NULL: a row written before tags existed
+        values["tags"] = json.loads(values["tags"]) if values["tags"] else []
     return Task(**values)
 
 
@@ -115,9 +140,26 @@ class Store(ABC):
         """Tasks without their streams that started at or after since, or are not
         finished (running, pending): what a live view polls for."""
 
-    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
-        """The bytes of a task's 'output' or 'error' from offset on."""
-        return getattr(self.get(task_id), stream)[offset:]
+    def read(self, task_id: str, stream: str, offset: int = 0, size: int | None = None) -> bytes:
+        """The bytes of a task's 'output' or 'error' from offset on, at most size of
+        them (None: all)."""
+        data = getattr(self.get(task_id), stream)
+        return data[offset:] if size is None else data[offset : offset + size]
+
+    def stream(self, task_id: str, stream: str, size: int):
+        """A task's 'output' or 'error' as it is stored now, in bytes objects of at
+        most size bytes each, read one after another (memory stays flat)."""
+        offset = 0
+        while data := self.read(task_id, stream, offset, size):
+            yield data
+            offset += len(data)
+
+    @abstractmethod
+    def annotate(
+        self, task_id: str, *, message: str | None = None, tags: list[str] | None = None
+    ) -> None:
+        """Set a task's note (message; '' removes it) and/or its tags (the whole list),
+        each left as it is when None, the search index with them."""
 
     def schema_version(self) -> int | None:
         """The version of the store's schema (its migrations applied), for `qme

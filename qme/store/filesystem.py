@@ -20,7 +20,7 @@ from pathlib import Path
 from qme import private
 from qme.errors import NoSuchTask, StoreError
 from qme.store import queueme
-from qme.store.base import SearchHit, Store, TaskQuery
+from qme.store.base import ANNOTATIONS, SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
 from qme.text import first_match, searchable, word_pattern
 
@@ -40,6 +40,9 @@ class FilesystemStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot create the filesystem store {self.root}: {exc}") from None
         self._open: dict[str, Task] = {}  # tasks this process is writing, streams loaded
+        # id -> identity of the file this process last wrote: another identity means
+        # another process has written it since (a note, a tag).
+        self._written: dict[str, tuple[int, int]] = {}
         # path -> (file identity, task without streams): listing again (a live view
         # polls) re-reads only the files that changed since.
         self._summaries: dict[Path, tuple[tuple[int, int, int], Task]] = {}
@@ -66,7 +69,9 @@ class FilesystemStore(Store):
             fd = private.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             with open(fd, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, indent=4))
+                stat = os.fstat(handle.fileno())
             os.replace(tmp, path)
+            self._written[task.id] = (stat.st_ino, stat.st_mtime_ns)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc}") from None
@@ -115,19 +120,48 @@ class FilesystemStore(Store):
         self._open[task.id] = task
         self._write(task)
 
+    def _writing(self, task_id: str) -> Task:
+        """The task this process is writing (read when it is not), with the note and
+        tags another process may have given it since this one last wrote it."""
+        path = self._path(task_id)
+        task = self._open.get(task_id)
+        if task is None:
+            return self._read(path)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return task
+        if (stat.st_ino, stat.st_mtime_ns) != self._written.get(task_id):
+            fresh = self._read(path)
+            for name in ANNOTATIONS:
+                setattr(task, name, getattr(fresh, name))
+        return task
+
     def append(self, task_id: str, stream: str, data: bytes) -> None:
-        task = self._open.get(task_id) or self._read(self._path(task_id))
+        task = self._writing(task_id)
         self._open[task_id] = task
         setattr(task, stream, getattr(task, stream) + data)
         self._write(task)
 
     def update(self, task: Task) -> None:
-        stored = self._open.get(task.id) or self._read(self._path(task.id))
+        stored = self._writing(task.id)
         self._keep_queueme_original(self._path(task.id))
         for name in _FIELDS:
-            if name not in STREAMS:
+            if name not in (*STREAMS, *ANNOTATIONS):  # those: annotate()
                 setattr(stored, name, getattr(task, name))
         self._write(stored)
+
+    def annotate(self, task_id: str, *, message=None, tags=None) -> None:
+        path = self._path(task_id)
+        stored = self._read(path)
+        self._keep_queueme_original(path)
+        if message is not None:
+            stored.message = message or None
+        if tags is not None:
+            stored.tags = list(tags)
+        self._write(stored)
+        if task_id in self._open:
+            self._open[task_id].message, self._open[task_id].tags = stored.message, stored.tags
 
     def _keep_queueme_original(self, path: Path) -> None:
         """Before a QueueMe record is first written over in qme's format, keep it."""
@@ -183,6 +217,7 @@ class FilesystemStore(Store):
             texts = {
                 "command": task.command,
                 "message": task.message or "",
+                "tags": " ".join(task.tags),
                 **{s: searchable(getattr(task, s)) for s in STREAMS},
             }
             if not all(any(p.search(t) for t in texts.values()) for p in patterns):
@@ -234,6 +269,7 @@ def _matches(task: Task, query: TaskQuery) -> bool:
         )
         and (query.since is None or task.started >= query.since)
         and (query.until is None or task.started < query.until)
+        and (query.tag is None or query.tag in task.tags)
     )
 
 

@@ -11,12 +11,23 @@ for (qme/store/pglisten.py). SQLAlchemy is imported only when such a store opens
 from __future__ import annotations
 
 import functools
+import json
 
 import sqlalchemy as sa
 
 from qme.errors import NoSuchTask, Refused, StoreError
 from qme.store import pgsecurity, servers, sqlsearch
-from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding, column_value, task_from_row
+from qme.store.base import (
+    ANNOTATIONS,
+    SearchHit,
+    Store,
+    TaskQuery,
+    chunk_holding,
+    column_value,
+    note_text,
+    tag_like,
+    task_from_row,
+)
 from qme.store.sqlschema import (
     COLUMNS,
     PG_LOCK_KEY,
@@ -28,7 +39,7 @@ from qme.store.sqlschema import (
     tasks,
 )
 from qme.task import PENDING, RUNNING, STREAMS, Task
-from qme.text import first_match, searchable, shown, to_stored, word_pattern
+from qme.text import first_match, from_stored, searchable, shown, to_stored, word_pattern
 
 CONNECT_TIMEOUT_SECONDS = 5
 CHANNEL = "qme_changes"
@@ -108,7 +119,7 @@ class SqlStore(Store):
     def add(self, task: Task) -> None:
         def work(conn):
             inserted = conn.execute(tasks.insert().values(uuid=task.uuid, **_to_row(task)))
-            texts = [shown(task.command), shown(task.message or "")]
+            texts = [shown(task.command), note_text(task.message, task.tags)]
             conn.execute(
                 self.texts.insert().values(
                     task=inserted.inserted_primary_key[0],
@@ -137,14 +148,36 @@ class SqlStore(Store):
         def work(conn):
             seq = _seq(conn, task.id)
             row = _to_row(task)
-            del row["id"]
+            for name in ("id", *ANNOTATIONS):  # the note and tags: only annotate() changes them
+                del row[name]
             conn.execute(tasks.update().where(tasks.c.seq == seq).values(**row))
-            texts = [shown(task.command), shown(task.message or "")]
+            texts = [shown(task.command), _note(conn, seq)]
             texts += [searchable(_stream(conn, seq, s)) for s in STREAMS]
             conn.execute(
                 self.texts.update()
                 .where(self.texts.c.task == seq)
                 .values(**dict(zip(SEARCH_FIELDS, texts)), **self._index(texts))
+            )
+
+        self._write(work)
+
+    @_guarded
+    def annotate(self, task_id: str, *, message=None, tags=None) -> None:
+        changes = {"message": message or None} if message is not None else {}
+        if tags is not None:
+            changes["tags"] = tags
+
+        def work(conn):
+            seq = _seq(conn, task_id)
+            if changes:
+                values = {c: column_value(c, v) for c, v in changes.items()}
+                conn.execute(tasks.update().where(tasks.c.seq == seq).values(**values))
+            row = conn.execute(sa.select(*self.texts.c).where(self.texts.c.task == seq)).first()
+            texts = [row.command, _note(conn, seq), row.output, row.error]
+            conn.execute(
+                self.texts.update()
+                .where(self.texts.c.task == seq)
+                .values(message=texts[1], **self._index(texts))
             )
 
         self._write(work)
@@ -245,7 +278,7 @@ class SqlStore(Store):
             return sorted((_from_row(r) for r in rows), key=lambda t: t.started)
 
     @_guarded
-    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
+    def read(self, task_id: str, stream: str, offset: int = 0, size: int | None = None) -> bytes:
         # Find the chunk holding offset from the chunks' lengths alone, then read
         # only the data from there on: following a growing output stays cheap.
         with self.reader.connect() as conn:
@@ -256,10 +289,12 @@ class SqlStore(Store):
                 sa.select(chunks.c.seq, sa.func.length(chunks.c.data))
                 .where(mine)
                 .order_by(chunks.c.seq)
-            )
+            ).all()
             first, offset = chunk_holding(sizes, offset)
             if first is None:
                 return b""
+            if size is not None:
+                return _read_some(conn, sizes, first, offset, size)
             rows = conn.execute(
                 sa.select(chunks.c.data).where(mine, chunks.c.seq >= first).order_by(chunks.c.seq)
             )
@@ -387,6 +422,28 @@ def _seq(conn, task_id: str) -> int:
     return seq
 
 
+def _read_some(conn, sizes, first: int, offset: int, size: int) -> bytes:
+    """At most size bytes from byte offset of chunk first on, each chunk cut by the
+    server (substring), so that no more than size bytes are ever in memory."""
+    pieces, wanted = [], size
+    for seq, length in sizes:
+        if seq < first or wanted <= 0:
+            continue
+        take = min(length - offset, wanted)
+        part = sa.func.substring(chunks.c.data, offset + 1, take)
+        pieces.append(conn.execute(sa.select(part).where(chunks.c.seq == seq)).scalar())
+        wanted -= take
+        offset = 0
+    return b"".join(bytes(piece) for piece in pieces)
+
+
+def _note(conn, seq: int) -> str:
+    """The stored note and tags, as the search index holds them."""
+    row = conn.execute(sa.select(tasks.c.message, tasks.c.tags).where(tasks.c.seq == seq)).one()
+    tags = json.loads(row.tags) if row.tags else []
+    return note_text(from_stored(row.message), tags)
+
+
 def _stream(conn, seq: int, stream: str) -> bytes:
     rows = conn.execute(
         sa.select(chunks.c.data)
@@ -410,6 +467,8 @@ def _where(query: TaskQuery) -> list:
         clauses.append(tasks.c.started >= query.since)
     if query.until is not None:
         clauses.append(tasks.c.started < query.until)
+    if query.tag is not None:
+        clauses.append(tasks.c.tags.like(tag_like(query.tag), escape="\\"))
     return clauses
 
 

@@ -13,15 +13,26 @@ leaves QueueMe's table as it was.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 
 from qme import private
 from qme.errors import NoSuchTask, StoreError
 from qme.store import queueme
-from qme.store.base import SearchHit, Store, TaskQuery, chunk_holding, column_value, task_from_row
+from qme.store.base import (
+    ANNOTATIONS,
+    SearchHit,
+    Store,
+    TaskQuery,
+    chunk_holding,
+    column_value,
+    note_text,
+    tag_like,
+    task_from_row,
+)
 from qme.task import PENDING, RUNNING, STREAMS, Task
-from qme.text import searchable, shown, to_stored
+from qme.text import from_stored, searchable, shown, to_stored
 
 BUSY_TIMEOUT_SECONDS = 15
 STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
@@ -76,12 +87,15 @@ MIGRATIONS = [
     """,
     lambda db: _adopt_queueme(db),
     "ALTER TABLE tasks ADD COLUMN timing TEXT",  # when the output came (Task.timing)
+    "ALTER TABLE tasks ADD COLUMN tags TEXT",  # the user's labels (Task.tags)
 ]
 
 # Every field of Task but the streams (kept in chunks) and the queue it is attached to.
 COLUMNS = [name for name in Task.FIELDS if name not in (*STREAMS, "queue")]
 
 UUID_EXPR = "substr(id, instr(id, '-') + 1)"
+# What update() writes: not the note and tags, which only annotate() changes.
+UPDATED = [c for c in COLUMNS[1:] if c not in ANNOTATIONS]
 
 
 class SqliteStore(Store):
@@ -202,17 +216,40 @@ class SqliteStore(Store):
             )
 
     def update(self, task: Task) -> None:
-        assignments = ", ".join(f"{c} = ?" for c in COLUMNS[1:])
+        assignments = ", ".join(f"{c} = ?" for c in UPDATED)
+        values = dict(zip(COLUMNS, _to_row(task)))
         with self._write():
             rowid = self._rowid(task.id)
             self.db.execute(
-                f"UPDATE tasks SET {assignments} WHERE rowid = ?", (*_to_row(task)[1:], rowid)
+                f"UPDATE tasks SET {assignments} WHERE rowid = ?",
+                (*(values[c] for c in UPDATED), rowid),
             )
             streams = [searchable(self._stream(rowid, s)) for s in STREAMS]
             self.db.execute(
                 "UPDATE search SET command = ?, message = ?, output = ?, error = ? WHERE rowid = ?",
-                (shown(task.command), shown(task.message or ""), *streams, rowid),
+                (shown(task.command), self._note(rowid), *streams, rowid),
             )
+
+    def annotate(self, task_id: str, *, message=None, tags=None) -> None:
+        changes = {"message": message or None} if message is not None else {}
+        if tags is not None:
+            changes["tags"] = tags
+        with self._write():
+            rowid = self._rowid(task_id)
+            if changes:
+                assignments = ", ".join(f"{c} = ?" for c in changes)
+                values = [column_value(c, v) for c, v in changes.items()]
+                self.db.execute(f"UPDATE tasks SET {assignments} WHERE rowid = ?", (*values, rowid))
+            self.db.execute(
+                "UPDATE search SET message = ? WHERE rowid = ?", (self._note(rowid), rowid)
+            )
+
+    def _note(self, rowid: int) -> str:
+        """The stored note and tags, as the search index holds them."""
+        message, tags = self.db.execute(
+            "SELECT message, tags FROM tasks WHERE rowid = ?", (rowid,)
+        ).fetchone()
+        return note_text(from_stored(message), json.loads(tags) if tags else [])
 
     def delete(self, task_ids: list[str]) -> int:
         if self.missing:
@@ -329,7 +366,7 @@ class SqliteStore(Store):
         )
         return sorted((_from_row(r) for r in rows), key=lambda t: t.started)
 
-    def read(self, task_id: str, stream: str, offset: int = 0) -> bytes:
+    def read(self, task_id: str, stream: str, offset: int = 0, size: int | None = None) -> bytes:
         # Find the chunk holding offset from the chunks' lengths alone, then read
         # only the data from there on: following a growing output stays cheap.
         self._fresh()
@@ -337,10 +374,12 @@ class SqliteStore(Store):
         params = (self._rowid(task_id), STREAM_CODES[stream])
         sizes = self.db.execute(
             f"SELECT rowid, length(data) FROM chunks {where} ORDER BY rowid", params
-        )
+        ).fetchall()
         first, offset = chunk_holding(sizes, offset)
         if first is None:
             return b""
+        if size is not None:
+            return self._read_some(sizes, first, offset, size)
         rows = self.db.execute(
             f"SELECT data FROM chunks {where} AND rowid >= ? ORDER BY rowid", (*params, first)
         )
@@ -349,6 +388,34 @@ class SqliteStore(Store):
     def schema_version(self) -> int | None:
         self._fresh()
         return None if self.missing else self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def stream(self, task_id: str, stream: str, size: int):
+        # One blob handle per chunk, read through: a chunk may be tens of megabytes,
+        # and a new handle would walk its pages from the start on every read.
+        self._fresh()
+        chunks = self.db.execute(
+            "SELECT rowid FROM chunks WHERE task = ? AND stream = ? ORDER BY rowid",
+            (self._rowid(task_id), STREAM_CODES[stream]),
+        ).fetchall()
+        for (rowid,) in chunks:
+            with self.db.blobopen("chunks", "data", rowid, readonly=True) as blob:
+                while data := blob.read(size):
+                    yield data
+
+    def _read_some(self, sizes, first: int, offset: int, size: int) -> bytes:
+        """At most size bytes from byte offset of chunk first on, read with SQLite's
+        incremental blob I/O: a chunk may be tens of megabytes, never all loaded."""
+        pieces, wanted = [], size
+        for rowid, length in sizes:
+            if rowid < first or wanted <= 0:
+                continue
+            take = min(length - offset, wanted)
+            with self.db.blobopen("chunks", "data", rowid, readonly=True) as blob:
+                blob.seek(offset)
+                pieces.append(blob.read(take))
+            wanted -= take
+            offset = 0
+        return b"".join(pieces)
 
     def data_version(self) -> object:
         # Changes whenever another connection commits (SQLite's own change counter).
@@ -405,7 +472,7 @@ def _insert(db: sqlite3.Connection, task: Task, streams: bool) -> int:
             texts[code] = searchable(data)
     db.execute(
         "INSERT INTO search (rowid, command, message, output, error) VALUES (?, ?, ?, ?, ?)",
-        (rowid, shown(task.command), shown(task.message or ""), *texts),
+        (rowid, shown(task.command), note_text(task.message, task.tags), *texts),
     )
     return rowid
 
@@ -487,6 +554,9 @@ def _conditions(query: TaskQuery) -> tuple[str, list]:
     if query.until is not None:
         clauses.append("started < ?")
         params.append(query.until)
+    if query.tag is not None:
+        clauses.append("tags LIKE ? ESCAPE '\\'")
+        params.append(tag_like(query.tag))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

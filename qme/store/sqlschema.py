@@ -66,6 +66,7 @@ TYPES = {
     "session": _NAME,
     "data": _TEXT,
     "recorder": _NAME,
+    "tags": _TEXT,
     "timing": _TEXT,
 }
 # Every field of Task but the streams (kept in chunks) and its queue.
@@ -177,6 +178,7 @@ def _owners(conn) -> None:
 MIGRATIONS = [
     _version_1,
     lambda conn: _add_columns(conn, ["timing"]),  # when the output came (Task.timing)
+    lambda conn: _add_columns(conn, ["tags"]),  # the user's labels (Task.tags)
     lambda conn: _owners(conn),  # PostgreSQL: who wrote each task, and shares (pgsecurity.py)
 ]
 

@@ -202,6 +202,12 @@ class Hub:
             subscriber.put(_dumps({"type": "tasks", "tasks": [summary(task)]}))
             self._send_output(subscriber, task.id)
 
+    def annotated(self, task: Task) -> None:
+        """Tell every page at once about a task whose note or tags the dashboard
+        changed (a change to an old task is not among what poll() looks at)."""
+        with self.lock:
+            self._broadcast({"type": "tasks", "tasks": [summary(task)]})
+
     def deleted(self, task_ids: list[str]) -> None:
         """Tell every page at once about tasks the dashboard itself deleted."""
         with self.lock:

@@ -4,7 +4,10 @@
     GET    /api/tasks/executor/NAME        the same, for one executor
     GET    /api/tasks/ID                   one task (ID: full id or unique prefix)
     GET    /api/tasks/ID/output|error      its raw bytes (text/plain), from ?offset=N
+    PATCH  /api/tasks/ID                   its note and tags: {"note": "…", "tags": […]}
     DELETE /api/tasks/ID                   delete it
+
+ID may also be a reference: @1 the most recent task, @2 the one before.
     POST   /api/tasks/ID/rerun|cancel      rerun it (in the background) / cancel it
     POST   /api/tasks/ID/actions/NAME      run one of its executor's actions
 
@@ -38,6 +41,7 @@ STREAMS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no
 # Counting stops this far past the page shown: a million tasks are counted as
 # "more than" rather than one by one on every page.
 COUNT_CAP = 10_000
+MAX_BODY = 64 << 10  # bytes of a PATCH body: a note, some tags
 
 
 class BadRequest(QmeError):
@@ -128,6 +132,25 @@ def _number(params, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _annotations(body: bytes) -> tuple[str | None, list[str] | None]:
+    """(note, tags) from a PATCH body: a JSON object with "note" (a string; "" or
+    null removes it) and/or "tags" (a list of strings: the task's tags from now on)."""
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+    try:
+        given = json.loads(body or b"null")
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(given, dict) or not given or set(given) - {"note", "tags"}:
+        raise BadRequest('the body must be a JSON object with "note" and/or "tags"')
+    note, tags = given.get("note", ...), given.get("tags")
+    if note is not ... and note is not None and not isinstance(note, str):
+        raise BadRequest('"note" must be a string or null')
+    if "tags" in given and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise BadRequest('"tags" must be a list of strings')
+    return (None if note is ... else note or ""), tags
+
+
 def _streams(params) -> bool:
     raw = params.get("streams") or "1"
     if raw not in STREAMS:
@@ -173,6 +196,17 @@ def install(app, queue: Queue, hub: Hub) -> None:
             "X-Qme-Offset": str(offset),
         }
         return HTTPResponse(data, 200, headers)
+
+    @app.route("/api/tasks/<task_id>", method="PATCH")
+    def annotate(task_id):
+        note, tags = _annotations(request.body.read(MAX_BODY + 1))
+        task = queue.get(task_id, streams=False)
+        if note is not None:
+            task = queue.note(task, note)
+        if tags is not None:
+            task = queue.tag(task, tags, replace=True)
+        hub.annotated(task)
+        return json_response(summary(task))
 
     @app.delete("/api/tasks/<task_id>")
     def delete(task_id):

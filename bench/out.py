@@ -1,0 +1,81 @@
+"""`qme out` of a big recorded output beside `cat` of the same bytes: wall time in
+pairs (taking turns), the ratio of each pair, and peak memory.
+
+    python bench/out.py [--size 100M] [--runs N] [--database sqlite|filesystem]
+
+The output is recorded once (`qme run cat FILE`, max_output 0 so that every byte
+is kept) into a fresh home; then `qme out > /dev/null`, `qme out | wc -c` and the
+same with `cat FILE` are timed. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import time
+
+import peers
+from peers import Cmd
+from throughput import MB, data_file
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1_000, "M": MB, "G": 1000 * MB}
+    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].isalpha() else int(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=100 * MB)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--database", default="sqlite", choices=["sqlite", "filesystem"])
+    args = parser.parse_args()
+    load = peers.load()
+    path = data_file(args.size)
+    qme = peers.tool(peers.qme_venv(), "qme")
+    home = peers.fresh_dir("out-")
+    env = peers.env(QME_HOME=str(home), QME_MAX_OUTPUT="0", QME_DATABASE=args.database)
+    Cmd("record", f"{shlex.quote(qme)} run cat {shlex.quote(path)} > /dev/null", env).run(True)
+    while (
+        '"running"'
+        in subprocess.run(  # the writer child may still be storing it
+            [qme, "ls", "--json", "-n", "1"], env=env, capture_output=True, text=True
+        ).stdout
+    ):
+        time.sleep(0.2)
+    check = subprocess.run(
+        f"{shlex.quote(qme)} out | cmp - {shlex.quote(path)}", shell=True, env=env
+    )
+    if check.returncode != 0:
+        raise SystemExit("qme out did not print the recorded bytes exactly")
+    out, cat = f"{shlex.quote(qme)} out", f"cat {shlex.quote(path)}"
+    pairs = [("> /dev/null", " > /dev/null"), ("| wc -c", " | wc -c > /dev/null")]
+    cmds = []
+    for name, tail in pairs:
+        cmds.append(Cmd(f"`qme out {name}`", out + tail, env))
+        cmds.append(Cmd(f"`cat FILE {name}`", cat + tail, env))
+    timings = peers.time_commands(cmds, runs=args.runs, warmup=1)
+    peers.header(f"`qme out` of {args.size // MB} MB ({args.database}) beside `cat`", load)
+    rows = []
+    for name, _ in pairs:
+        qme_times = timings[f"`qme out {name}`"].times
+        cat_times = timings[f"`cat FILE {name}`"].times
+        ratios = [q / c for q, c in zip(qme_times, cat_times)]
+        for label, times in ((f"`qme out {name}`", qme_times), (f"`cat FILE {name}`", cat_times)):
+            median = statistics.median(times)
+            rows.append([label, f"{median * 1000:.0f}", f"{args.size / MB / median:.0f}", ""])
+        rows[-2][3] = f"{statistics.median(ratios):.2f}×"
+    print(peers.table(["command", "median ms", "MB/s", "÷ cat (median of pairs)"], rows))
+    rss_qme = peers.peak_rss_kib(Cmd("rss", out + " > /dev/null", env))
+    rss_python = peers.peak_rss_kib(Cmd("rss", f"{qme} --version > /dev/null", env))
+    print(
+        f"\npeak RSS of `qme out > /dev/null`: {rss_qme / 1024:.1f} MiB "
+        f"(`qme --version`: {rss_python / 1024:.1f} MiB; the output is {args.size / MB:.0f} MB)"
+    )
+    print(f"\nReproduce: `{peers.reproduce()}`")
+
+
+if __name__ == "__main__":
+    main()

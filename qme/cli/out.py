@@ -1,0 +1,72 @@
+"""qme out: print a task's recorded output, as the command wrote it."""
+
+from __future__ import annotations
+
+import argparse
+
+from qme.cli.env import OK
+
+HELP = """\
+Print the output TASK recorded: its stdout as the bytes the command wrote (escape
+sequences included, as cat would print them), so that it can be piped on without
+running the command again:
+
+  qme out | jq .              # the last finished task's output
+  qme out @2 | grep ERROR     # the one before
+  qme out 5b8a --err          # its stderr
+
+TASK is an id or unique prefix, or a reference: @1 the most recent task, @2 the
+one before… (in a 'qme on' session, its own commands first; @@N: of all tasks).
+Without TASK: the last finished task, in a session the previous command typed
+there. The output is read from the store a piece at a time, so memory stays flat
+however long it is. A task whose output was cut (max_output) has its head and
+tail printed, and a line on stderr says so.
+"""
+
+
+def add_parser(subparsers, name):
+    parser = subparsers.add_parser(
+        "out",
+        help="print a task's recorded output (the last finished task by default)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("id", nargs="?", metavar="TASK")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("-e", "--err", action="store_true", help="its stderr instead")
+    which.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="its stdout, then its stderr (the record keeps no time order between them)",
+    )
+    return parser
+
+
+def run(args) -> int:
+    from qme.cli import make_queue
+
+    queue = make_queue(args)
+    task = queue.get(args.id, streams=False) if args.id else queue.recent_task(finished=True)
+    streams = ["error"] if args.err else ["output", "error"] if args.all else ["output"]
+    env = args.env
+    env.stdout.flush()
+    buffer = getattr(env.stdout, "buffer", None)
+    for stream in streams:
+        kept = 0
+        for data in queue.stream_output(task, stream):
+            if buffer is None:  # a text stream of its own (a test's StringIO)
+                env.stdout.write(data.decode(errors="replace"))
+            else:
+                buffer.write(data)
+            kept += len(data)
+        wrote = task.output_size if stream == "output" else task.error_size
+        if task.finished and wrote > kept:
+            name = "stdout" if stream == "output" else "stderr"
+            env.err(
+                f"qme: task {task.short_id} wrote {wrote} bytes to {name}; its record keeps "
+                "the head and the tail (max_output), with a line saying what was left out"
+            )
+    if buffer is not None:
+        buffer.flush()
+    return OK
