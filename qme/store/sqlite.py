@@ -452,14 +452,16 @@ class SqliteStore(Store):
         self.db.close()
 
 
-def _insert(db: sqlite3.Connection, task: Task, streams: bool) -> int:
+def _insert(db: sqlite3.Connection, task: Task, streams: bool, columns=COLUMNS) -> int:
     """Insert a task (and its streams when streams is true) inside a transaction;
-    returns its rowid."""
-    placeholders = ", ".join("?" for _ in COLUMNS)
+    returns its rowid. columns: those the table has (a migration's, before the
+    later ones add theirs)."""
+    placeholders = ", ".join("?" for _ in columns)
     rowid = _rowid_for(db, task.started)
+    values = dict(zip(COLUMNS, _to_row(task)))
     db.execute(
-        f"INSERT INTO tasks (rowid, {', '.join(COLUMNS)}) VALUES (?, {placeholders})",
-        (rowid, *_to_row(task)),
+        f"INSERT INTO tasks (rowid, {', '.join(columns)}) VALUES (?, {placeholders})",
+        (rowid, *(values[c] for c in columns)),
     )
     texts = ["", ""]
     if streams:
@@ -492,9 +494,12 @@ def _adopt_queueme(db: sqlite3.Connection) -> None:
     if not queueme.has_table(db):
         return
     known = {row[0] for row in db.execute("SELECT id FROM tasks")}
+    # The columns migrations after this one add are not there yet.
+    have = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    columns = [c for c in COLUMNS if c in have]
     for task in list(queueme.rows(db)):
         if task.id not in known:
-            _insert(db, task, streams=True)
+            _insert(db, task, streams=True, columns=columns)
 
 
 class _Transaction:
