@@ -411,7 +411,6 @@ def main() -> None:
 
     timed = per_prompt(kinds, builds, args.commands, args.rounds)
     traced = processes_per_prompt(kinds, builds, args.traced)
-    speeds = throughput(path, builds, args.runs)
 
     print(
         f"## Per prompt: `true` typed {args.commands} times, waiting for each prompt "
@@ -450,6 +449,22 @@ def main() -> None:
             rows,
         )
     )
+    for before in builds[1:]:
+        ms = 1000 / args.commands
+        rows = [
+            (
+                f"{kind}, {mode}",
+                "ms/command",
+                timed[(kind, mode)] * ms,
+                timed[(kind, before.label(mode))] * ms,
+            )
+            for kind in kinds
+            for mode in MODES[1:]
+        ]
+        print()
+        print(peers.after_before(before, rows))
+    sys.stdout.flush()
+    speeds = throughput(path, builds, args.runs)
     size = os.path.getsize(path)
     print(
         f"\n## Throughput: `cat` of a {size / MB:.0f} MB ({size >> 20} MiB) file inside "
@@ -463,18 +478,7 @@ def main() -> None:
     ]
     print(peers.table(["inside", "MB/s", "ratio", "compared with"], rows))
     for before in builds[1:]:
-        ms = 1000 / args.commands
         rows = [
-            (
-                f"{kind}, {mode}",
-                "ms/command",
-                timed[(kind, mode)] * ms,
-                timed[(kind, before.label(mode))] * ms,
-            )
-            for kind in kinds
-            for mode in MODES[1:]
-        ]
-        rows += [
             (label, "MB/s", median[label], median[before.label(label)])
             for label in (SESSION, SESSION_ALL, RUN)
         ]
