@@ -368,3 +368,34 @@ def test_a_writer_taking_over_adds_only_what_the_store_lacks(qme_home, spooled_f
         stored = store.get(task.id)
     assert (stored.output, stored.error, stored.status) == (b"hello world", b"e1e2", COMPLETE)
     assert spool.pending(str(qme_home)) == []
+
+
+def test_a_filesystem_reader_never_writes_back_output_it_read_before_an_append(tmp_path):
+    """A reader saving a task's status (found lost, a note) reads the file and
+    writes it back; the writer's append in between must survive (issue 16, item
+    13: a lost write is a lost record)."""
+    from qme.store.filesystem import FilesystemStore
+
+    writer, reader = FilesystemStore(tmp_path / "db"), FilesystemStore(tmp_path / "db")
+    task = new_task()
+    writer.add(task)
+    writer.append(task.id, "error", b"ls: ")
+    read_once = threading.Event()
+    real_read = reader._read
+
+    def slow_read(path):
+        found = real_read(path)
+        read_once.set()
+        time.sleep(0.3)  # the writer appends meanwhile
+        return found
+
+    reader._read = slow_read
+    saving = threading.Thread(target=reader.update, args=(task.copy(status="lost"),))
+    saving.start()
+    assert read_once.wait(10)
+    writer.append(task.id, "error", b"cannot access 'x': No such file or directory\n")
+    saving.join()
+    writer.update(finished(task))
+    assert FilesystemStore(tmp_path / "db").get(task.id).error == (
+        b"ls: cannot access 'x': No such file or directory\n"
+    )

@@ -12,6 +12,8 @@ the original beside it, as `<id>.json.queueme`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -137,29 +139,49 @@ class FilesystemStore(Store):
                 setattr(task, name, getattr(fresh, name))
         return task
 
+    @contextlib.contextmanager
+    def _locked(self, task_id: str):
+        """Held while a task's file is read and written back: another process's
+        update (a reader marking a task lost, a note) must not write back output
+        it read before this writer's last append (a lost write)."""
+        folder = self._path(task_id).parent
+        try:
+            private.make_dir(folder)
+            fd = private.open_file(folder / ".lock", os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {folder}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def append(self, task_id: str, stream: str, data: bytes) -> None:
-        task = self._writing(task_id)
-        self._open[task_id] = task
-        setattr(task, stream, getattr(task, stream) + data)
-        self._write(task)
+        with self._locked(task_id):
+            task = self._writing(task_id)
+            self._open[task_id] = task
+            setattr(task, stream, getattr(task, stream) + data)
+            self._write(task)
 
     def update(self, task: Task) -> None:
-        stored = self._writing(task.id)
-        self._keep_queueme_original(self._path(task.id))
-        for name in _FIELDS:
-            if name not in (*STREAMS, *ANNOTATIONS):  # those: annotate()
-                setattr(stored, name, getattr(task, name))
-        self._write(stored)
+        with self._locked(task.id):
+            stored = self._writing(task.id)
+            self._keep_queueme_original(self._path(task.id))
+            for name in _FIELDS:
+                if name not in (*STREAMS, *ANNOTATIONS):  # those: annotate()
+                    setattr(stored, name, getattr(task, name))
+            self._write(stored)
 
     def annotate(self, task_id: str, *, message=None, tags=None) -> None:
         path = self._path(task_id)
-        stored = self._read(path)
-        self._keep_queueme_original(path)
-        if message is not None:
-            stored.message = message or None
-        if tags is not None:
-            stored.tags = list(tags)
-        self._write(stored)
+        with self._locked(task_id):
+            stored = self._read(path)
+            self._keep_queueme_original(path)
+            if message is not None:
+                stored.message = message or None
+            if tags is not None:
+                stored.tags = list(tags)
+            self._write(stored)
         if task_id in self._open:
             self._open[task_id].message, self._open[task_id].tags = stored.message, stored.tags
 
