@@ -155,12 +155,18 @@ def writer_killed(work: Path, database: str) -> bool:
         proc.kill()
     expected = b"first\n" + b"".join(b"%d\n" % n for n in range(1, 50001))
     if (proc.returncode, out) != (3, expected) or not writers:
-        return False
-    [task] = tasks(home, database) or [None]
-    if task is None or (task["status"], task["returncode"]) != ("failed", 3):
-        return False
-    got = qme("get", task["id"], "--output", home=home, database=database)
-    return got.stdout == expected
+        return _why(f"exit {proc.returncode}, {len(out)} bytes out, writers {writers}")
+    found = tasks(home, database)
+    if len(found) != 1 or (found[0]["status"], found[0]["returncode"]) != ("failed", 3):
+        return _why(f"tasks: {[(t['id'], t['status'], t['returncode']) for t in found]}")
+    got = qme("get", found[0]["id"], "--output", home=home, database=database)
+    return got.stdout == expected or _why(f"output: {len(got.stdout)} of {len(expected)} bytes")
+
+
+def _why(reason: str) -> bool:
+    """A fault that did not hold: why, on stderr."""
+    print(f"not held: {reason}", file=sys.stderr)
+    return False
 
 
 def store_locked(work: Path) -> bool:
