@@ -265,6 +265,14 @@ def test_qme_out_prints_the_recorded_bytes_exactly(qme_home, tmp_path):
     assert piped.stdout.split()[:3] == [b"00", b"01", b"02"]
 
 
+def test_qme_out_all_interleaves_the_streams_as_they_came(qme_home):
+    script = "echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three; sleep 0.3; echo four >&2"
+    _qme("run", "sh", "-c", script)
+    assert _qme("out", "--all").stdout == b"one\ntwo\nthree\nfour\n"
+    assert _qme("out").stdout == b"one\nthree\n"
+    assert _qme("out", "--err").stdout == b"two\nfour\n"
+
+
 def test_qme_out_without_a_task_shows_the_last_finished_one(qme_home):
     ok(_qme("run", "echo", "finished"))
     runner = subprocess.Popen(

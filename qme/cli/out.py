@@ -38,7 +38,8 @@ def add_parser(subparsers, name):
         "-a",
         "--all",
         action="store_true",
-        help="its stdout, then its stderr (the record keeps no time order between them)",
+        help="its stdout and stderr, interleaved in the order they came where the record "
+        "keeps their timing (read whole then), else its stdout, then its stderr",
     )
     return parser
 
@@ -52,16 +53,20 @@ def run(args) -> int:
     env = args.env
     env.stdout.flush()
     buffer = getattr(env.stdout, "buffer", None)
+    if args.all and task.timing:
+        pieces = [(stream, data) for _, stream, data in queue.timed_output(task)]
+    else:
+        pieces = ((s, d) for s in streams for d in queue.stream_output(task, s))  # flat
+    kept = dict.fromkeys(streams, 0)
+    for stream, data in pieces:
+        if buffer is None:  # a text stream of its own (a test's StringIO)
+            env.stdout.write(data.decode(errors="replace"))
+        else:
+            buffer.write(data)
+        kept[stream] += len(data)
     for stream in streams:
-        kept = 0
-        for data in queue.stream_output(task, stream):
-            if buffer is None:  # a text stream of its own (a test's StringIO)
-                env.stdout.write(data.decode(errors="replace"))
-            else:
-                buffer.write(data)
-            kept += len(data)
         wrote = task.output_size if stream == "output" else task.error_size
-        if task.finished and wrote > kept:
+        if task.finished and wrote > kept[stream]:
             name = "stdout" if stream == "output" else "stderr"
             env.err(
                 f"qme: task {task.short_id} wrote {wrote} bytes to {name}; its record keeps "
