@@ -92,8 +92,10 @@ class Queue:
 
         pending.wait(self.settings.home)
         if self._store is None:
+            from qme import private
             from qme.store import identity, open_store, spool
 
+            private.tighten_home_and_say(self.settings.home, console.warn)
             # A reader creates no store: one that does not exist yet reads as empty.
             self._store = open_store(self.settings, create=False)
             spool.deliver_or_warn(self.settings.home, self._store, identity(self.settings))
@@ -226,6 +228,7 @@ class Queue:
             task.recorder = liveness.token()
             writer, hooks = ChildWriter(self.settings, lock_name=task.recorder), None
         else:
+            from qme import redact
             from qme.recorder.hooks import ExecutorHooks
             from qme.store import identity, open_store
             from qme.store.writer import StoreWriter
@@ -234,6 +237,7 @@ class Queue:
                 lambda: open_store(self.settings),
                 self.settings.home,
                 store_id=identity(self.settings),
+                redactor=redact.for_settings(self.settings),
             )
             hooks = ExecutorHooks(chosen)
             hooks.prepare(task)
@@ -505,7 +509,9 @@ class Queue:
     ) -> list[SearchHit]:
         """Tasks whose command, message, output or error contain every term as a
         word (a term ending in '*': as the start of a word), case-insensitively,
-        newest first or by relevance."""
+        newest first or by relevance. Each hit's line has \x02 before and \x03
+        after each matched word; qme.text.marked_spans(hit.line) gives the plain
+        line and the (start, end) offsets of those words."""
         from qme.text import words
 
         wanted = [w for term in terms for w in words(term)]
@@ -516,6 +522,24 @@ class Queue:
         )
         self._attach([hit.task for hit in hits])
         return hits
+
+    def redact(self, pattern: str | None = None) -> int:
+        """Replace what matches pattern (a regular expression; None: the built-in
+        secrets' patterns and the `redact` setting's) by [redacted] in every stored
+        task's command, argv, message and output, the search index included, as
+        new records are redacted before they are stored. Returns how many tasks
+        changed."""
+        from qme import redact
+        from qme.config import parse_value
+
+        if pattern is None:
+            redactor = redact.for_settings(self.settings)
+        else:
+            if not pattern.strip():
+                raise QmeError("nothing to redact: give a pattern")
+            extra = parse_value("redact", pattern, "the pattern given")
+            redactor = redact.Redactor(extra, builtin=False)
+        return self.store.redact(redactor)
 
     # -- who sees what: a PostgreSQL store shared by many users ------------------------
 

@@ -405,7 +405,9 @@ def _write_file(path: str, values: dict[str, dict[str, str]]) -> None:
     parser = _parser()
     for section, items in values.items():
         parser[section] = items
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    from qme import private
+
+    private.make_dir(os.path.dirname(path))
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

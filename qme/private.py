@@ -83,3 +83,34 @@ def tighten(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     return True
+
+
+def tighten_home(home: str | os.PathLike) -> int:
+    """Make an existing home private (see tighten()) once: when its folder lets
+    others in (a home made by an older qme, with the usual umask), every folder and
+    file in it is tightened. Returns how many changed (0: nothing to do, which one
+    stat of the home tells)."""
+    home = os.fspath(home)
+    try:
+        mode = os.stat(home).st_mode
+    except OSError:
+        return 0
+    if mode & 0o077 == 0 or not os.path.isdir(home):  # private, or no home at all
+        return 0
+    changed = int(tighten(home))
+    for folder, folders, files in os.walk(home):
+        for name in folders + files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                changed += tighten(path)
+    return changed
+
+
+def tighten_home_and_say(home: str | os.PathLike, say) -> None:
+    """tighten_home(), and one line through say() when anything changed."""
+    changed = tighten_home(home)
+    if changed:
+        say(
+            f"made {os.fspath(home)} private: {changed} folder(s) and file(s) that others "
+            "could read are now yours only (folders 0700, files 0600)"
+        )

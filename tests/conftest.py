@@ -22,6 +22,16 @@ def sql_databases():
 
 
 @pytest.fixture(autouse=True)
+def private_umask():
+    """Folders and files a test makes are private, as qme's own are: a home made
+    readable by others is tightened by qme, with a line that would be in the way
+    (tests/test_privacy.py makes such homes on purpose)."""
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture(autouse=True)
 def qme_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "qme-home"
     monkeypatch.setenv("QME_HOME", str(home))

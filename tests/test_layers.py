@@ -14,7 +14,7 @@ ROOMS = [
     (
         "foundation",
         "qme.version qme.errors qme.record qme.text qme.console qme.origin qme.liveness "
-        "qme.private qme.config qme.pending qme.task",
+        "qme.private qme.config qme.pending qme.task qme.redact qme.notify",
     ),
     ("store", "qme.store qme.transfer"),
     ("executors", "qme.executors"),
@@ -25,7 +25,10 @@ ROOMS = [
 ]
 # What the front ends may use besides their own room: the public API and the
 # foundation's plain values (errors, statuses, text helpers).
-FRONT_END_USES = {"qme", "qme.api", "qme.errors", "qme.task", "qme.console", "qme.text"}
+FRONT_END_USES = {
+    *("qme", "qme.api", "qme.errors", "qme.task", "qme.console", "qme.text"),
+    "qme.private",  # files only their owner may read (dashboard.log)
+}
 FRONT_ENDS = ("qme.cli", "qme.web", "qme.__main__")
 
 

@@ -117,6 +117,7 @@ def test_the_picker_shows_hostile_commands_visibly(hostile):
 
 def one_warning(stderr: bytes, *parts: str) -> str:
     lines = [line for line in stderr.decode().splitlines() if line.startswith("qme: ")]
+    lines = [line for line in lines if not line.startswith("qme: no tasks")]
     assert len(lines) == 1, stderr
     for part in parts:
         assert part in lines[0], lines[0]
@@ -161,14 +162,14 @@ def test_qme_run_runs_with_a_broken_setting_and_says_one_line(qme):
 
 
 def test_unknown_keys_and_sections_in_config_ini_are_warned_about(qme, qme_home):
-    qme_home.mkdir(parents=True)
+    qme_home.mkdir(parents=True, mode=0o700)
     (qme_home / "config.ini").write_text(
         "[DEFAULT]\ndatabase = sqlite\ncolour = red\n\n"
         "[executor.nosuch]\nkey = 1\n\n[executor.slurm]\nsacct_format = jobid\nbogus = 2\n"
     )
     result = qme("ls")
     assert result.returncode == 0
-    lines = result.stderr.decode().splitlines()
+    lines = [x for x in result.stderr.decode().splitlines() if x != "qme: no tasks yet"]
     assert len(lines) == 3, lines
     assert "unknown setting 'colour'" in lines[0] and "config.ini" in lines[0]
     assert "[executor.nosuch]" in lines[1]
@@ -178,7 +179,81 @@ def test_unknown_keys_and_sections_in_config_ini_are_warned_about(qme, qme_home)
 
 
 def test_a_bad_value_in_config_ini_names_the_file(qme, qme_home):
-    qme_home.mkdir(parents=True)
+    qme_home.mkdir(parents=True, mode=0o700)
     (qme_home / "config.ini").write_text("[DEFAULT]\nlog_level = LOUD\n")
     warning = one_warning(qme("ls").stderr, "log_level = 'LOUD'", "config file")
     assert str(qme_home / "config.ini") in warning
+
+
+# -- private by default -----------------------------------------------------------------
+
+
+def test_an_older_homes_files_are_made_private_once_with_one_line(qme, qme_home):
+    old = os.umask(0o022)
+    try:
+        qme_home.mkdir()
+        (qme_home / "config.ini").write_text("[DEFAULT]\ndatabase = filesystem\n")
+        ok(qme("run", "echo", "hi"))
+        qme_home.chmod(0o755)
+        for path in qme_home.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        first = qme("ls")
+        second = qme("ls")
+    finally:
+        os.umask(old)
+    one_warning(first.stderr, "made", str(qme_home), "private")
+    assert b"private" not in second.stderr
+    for path in [qme_home, *qme_home.rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_config_ini_and_the_dashboard_log_are_private(qme_home, tmp_path):
+    from qme.web import logs
+
+    old = os.umask(0o022)
+    try:
+        from qme import Queue
+
+        Queue(config_dir=qme_home / "sub").set_setting("max_output", "2M")
+        log = tmp_path / "dashboard.log"
+        logs.setup(logs.Scrubber("t"), str(log), False)
+    finally:
+        os.umask(old)
+    assert (qme_home / "sub").stat().st_mode & 0o777 == 0o700
+    assert (qme_home / "sub" / "config.ini").stat().st_mode & 0o777 == 0o600
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+# -- small things -----------------------------------------------------------------------
+
+
+def test_small_things(qme):
+    empty = qme("ls")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, b"", b"qme: no tasks yet\n")
+    assert qme("ls", "--limit", "-5").returncode == 2
+    assert qme("search", "x", "-n", "-1").returncode == 2
+    bogus = qme("ls", "--bogus")
+    assert bogus.returncode == 2 and bogus.stderr.startswith(b"usage: qme ls")
+    bare = qme("run")
+    assert bare.returncode == 2 and b"no command given" in bare.stderr
+    ran = qme("run", "--json", "sh", "-c", "echo out; exit 3")
+    assert ran.returncode == 3
+    out, record = ran.stdout.decode().splitlines()
+    record = json.loads(record)
+    assert out == "out" and (record["status"], record["returncode"]) == ("failed", 3)
+    assert json.loads(ok(qme("get", record["id"])))["returncode"] == 3
+    again = qme("rerun", "--json", record["id"])
+    assert json.loads(again.stdout.decode().splitlines()[-1])["id"] != record["id"]
+    assert json.loads(ok(qme("status", "--json"))) == {"recording": False, "session": None}
+    assert json.loads(ok(qme("sync", "--list", "--json"))) == []
+    assert json.loads(ok(qme("sync", "--json")))["delivered"] == 0
+    assert json.loads(ok(qme("clear", "--all", "--force", "--json"))) == {"deleted": 2}
+
+
+def test_search_hits_give_a_clean_line_and_spans(queue):
+    from qme.text import marked_spans
+
+    queue.run(["echo", "alpha beta alpha"])
+    [hit] = [h for h in queue.search("alpha") if h.field == "output"] or queue.search("alpha")
+    line, spans = marked_spans(hit.line)
+    assert "\x02" not in line and [line[a:b] for a, b in spans] == ["alpha", "alpha"]

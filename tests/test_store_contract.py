@@ -384,3 +384,31 @@ def test_listing_sees_files_changed_by_another_writer(writer_and_reader):
     assert [t.status for t in reader.recent(0)] == ["complete"]
     writer.delete([task.id])
     assert reader.list(TaskQuery()) == []
+
+
+def test_redact_scrubs_commands_output_and_the_search_index(store):
+    from qme.redact import Redactor
+
+    secret = "ghp_" + "Z9" * 18
+    task = make_task(f"deploy --token {secret}", message=f"uses {secret}")
+    store.add(task)
+    store.append(task.id, "output", b"fine line\n" + secret.encode() + b" printed\n")
+    store.append(task.id, "error", b"nothing here\n")
+    task.returncode, task.status, task.ended = 0, "complete", time.time()
+    store.update(task)
+    other = make_task("echo harmless")
+    store.add(other)
+    assert [h.task.id for h in store.search([secret.lower()], executor=None, limit=5, rank=False)]
+    assert store.redact(Redactor()) == 1
+    got = store.get(task.id)
+    assert secret not in got.command and "[redacted]" in got.command
+    assert secret not in " ".join(got.argv) and secret not in got.message
+    assert got.output == b"fine line\n[redacted] printed\n"
+    assert got.error == b"nothing here\n"
+    assert store.search([secret.lower()], executor=None, limit=5, rank=False) == []
+    assert [h.task.id for h in store.search(["printed"], executor=None, limit=5, rank=False)] == [
+        task.id
+    ]
+    assert store.redact(Redactor()) == 0  # nothing left
+    assert store.redact(Redactor(["harmless"], builtin=False)) == 1
+    assert store.get(other.id).command == "echo [redacted]"

@@ -45,7 +45,11 @@ def parse(argv: list[str], env: Environment | None = None):
 
     env = Environment() if env is None else env
     parser = build_parser(requested_command(argv), env)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # told with the usage of the command they were given to
+        parser.commands.get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     if args.command is None:
         parser.print_help(env.stderr)
         raise SystemExit(USAGE)

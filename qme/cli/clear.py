@@ -25,6 +25,7 @@ def add_parser(subparsers, name):
     parser.add_argument("--last", action="store_true", help="delete the last task")
     parser.add_argument("--all", action="store_true", help="delete every task")
     parser.add_argument("-f", "--force", action="store_true", help="do not ask")
+    parser.add_argument("--json", action="store_true", help='print {"deleted": N} on stdout')
     return parser
 
 
@@ -36,6 +37,19 @@ def confirm(question: str) -> bool | None:
             return tty.readline().strip().lower() in (b"y", b"yes")
     except OSError:
         return None
+
+
+def agreed(args, question: str, doing: str, done: str) -> bool:
+    """Whether to go on: --force, or a yes on the terminal (a no says 'Nothing
+    {done}.'); with no terminal to ask on, a one-line error."""
+    if args.force:
+        return True
+    answer = confirm(question)
+    if answer is None:
+        raise QmeError(f"not {doing}: no terminal to confirm on (use --force)")
+    if not answer:
+        args.env.err(f"Nothing {done}.")
+    return answer
 
 
 def describe(tasks: list[Task]) -> str:
@@ -73,13 +87,13 @@ def run(args) -> int:
     else:
         task = queue.get(queue.resolve(args.target), streams=False)
         what, targets = describe([task]), [task.id]
-    if not args.force:
-        answer = confirm(f"Delete {what}?")
-        if answer is None:
-            raise QmeError("not deleting: no terminal to confirm on (use --force)")
-        if not answer:
-            args.env.err("Nothing deleted.")
-            return ERROR
+    if not agreed(args, f"Delete {what}?", "deleting", "deleted"):
+        return ERROR
     count = sum(queue.clear(target) for target in targets)
-    args.env.err(f"Deleted {count} task{'s' if count != 1 else ''}.")
+    if args.json:
+        from qme.cli.render import print_json
+
+        print_json(args.env, {"deleted": count})
+    else:
+        args.env.err(f"Deleted {count} task{'s' if count != 1 else ''}.")
     return OK

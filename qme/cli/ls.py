@@ -43,7 +43,9 @@ def add_parser(subparsers, name):
     parser.add_argument("--host", help="only tasks recorded on this machine (a shared store)")
     parser.add_argument("--user", help="only tasks recorded by this user (a shared store)")
     parser.add_argument("-t", "--tag", help="only tasks with this tag (qme tag)")
-    parser.add_argument("-n", "--limit", type=int, metavar="N")
+    parser.add_argument(
+        "-n", "--limit", type=count, metavar="N", help=f"how many (default {DEFAULT_LIMIT}; 0: all)"
+    )
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
     parser.add_argument(
@@ -54,6 +56,19 @@ def add_parser(subparsers, name):
         f"task, oldest first; or {TEMPLATE_HELP}",
     )
     return parser
+
+
+def count(text: str) -> int:
+    """A --limit: a whole number, 0 or more (else a usage error, exit 2)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 0 or more")
+    return value
 
 
 def run(args) -> int:
@@ -113,6 +128,11 @@ def run(args) -> int:
     if rows:
         headers = ["ID", "STATUS", "EXIT", "TIME", "STARTED", "CWD", "COMMAND"]
         table(args.env, headers, rows, [STATUS_COLORS.get(t.status) for t in tasks])
+    else:  # on stderr: a script reading stdout gets no line that is not a task
+        filtered = any(
+            [args.executor, args.status, cwd, args.since, args.until, session, args.host, args.user]
+        )
+        args.env.err("qme: no tasks match" if filtered else "qme: no tasks yet")
     return OK
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
         "rerun",
         "cancel",
         "clear",
+        "redact",
         "config",
         "generate_key",
         "shell",
@@ -94,8 +95,9 @@ def build_parser(only: str | None = None, env: Environment | None = None) -> Par
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=lambda **kw: Parser(env=env, **kw)
     )
+    parser.commands = {}  # name -> its subparser, for its usage in errors
     for name in [only] if only else COMMANDS:
         module = importlib.import_module(f"qme.cli.{COMMANDS[name]}")
-        sub = module.add_parser(subparsers, name)
+        sub = parser.commands[name] = module.add_parser(subparsers, name)
         sub.set_defaults(handler=module.run)
     return parser

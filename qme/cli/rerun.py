@@ -17,6 +17,11 @@ def add_parser(subparsers, name):
     which.add_argument("--last", action="store_true", help="the last task, without asking")
     parser.add_argument("-m", "--message", dest="run_message", help="annotate the new task")
     parser.add_argument("--here", action="store_true", help="run in the current directory instead")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the new task as one line of JSON on stdout, after the command's output",
+    )
     return parser
 
 
@@ -27,4 +32,8 @@ def run(args) -> int:
     queue = make_queue(args)
     task_id = given_or_picked(queue, args, "Rerun which task?")
     task = queue.rerun(task_id, message=args.run_message or args.message, here=args.here)
+    if args.json:
+        from qme.cli.run import print_record
+
+        print_record(args.env, task)
     return task.returncode

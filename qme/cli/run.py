@@ -6,7 +6,8 @@ HELP = """\
 Run COMMAND as if typed, recording its output, exit status and metadata.
 The task exists while the command runs (see it with 'qme ls' / 'qme get').
 qme exits with the command's exit code (128+N if it died of signal N) and
-prints nothing of its own on stdout.
+prints nothing of its own on stdout, unless --json asks for the task's record
+(one line, last: qme run --json make | tail -n 1).
 
 Quote a shell line to run it through $SHELL: qme run "make 2>&1 | tee log"
 Options for qme go before COMMAND; everything after it is the command's own:
@@ -31,6 +32,7 @@ RUN_OPTIONS = {
     "--executor": ("executor", True),
     "-v": ("verbose", False),
     "--verbose": ("verbose", False),
+    "--json": ("json", False),
 }
 
 
@@ -53,6 +55,12 @@ def add_parser(subparsers, name):
         action="store_true",
         help="print '[TASK-ID][returncode: N]' on stderr when the command ends",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="when the command ends, print the task (id, status, returncode, signal, "
+        "duration, command) as one line of JSON on stdout, after the command's output",
+    )
     parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND ...")
     return parser
 
@@ -72,6 +80,7 @@ def parse_fast(argv: list[str]):
         run_message=None,
         executor=None,
         verbose=False,
+        json=False,
         cmd=[],
     )
     options, position = GLOBAL_OPTIONS, 0
@@ -121,18 +130,41 @@ def run(args) -> int:
     """Everything about the record (the executor, the store, indexing) is left to
     a writer process (qme/recorder/handoff.py): this one only runs the command."""
     from qme.api import Queue
-    from qme.errors import QmeError
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        raise QmeError("no command given (usage: qme run COMMAND [ARGS…])")
+        from qme.cli.env import USAGE
+
+        args.env.err("usage: qme run [-m MESSAGE] [--executor NAME] [-v] [--json] COMMAND ...")
+        args.env.err("qme: error: no command given")
+        return USAGE
     queue = Queue(args.config_dir, database=args.database, log_level=args.log_level)
     executor = args.executor
-    if args.verbose and not executor:  # its id is printed: name it here
+    if (args.verbose or args.json) and not executor:  # its id is printed: name it here
         executor = queue.executor_for(cmd)
     task = queue.run(
         cmd, message=args.run_message or args.message, executor=executor, writer_process=True
     )
     if args.verbose:
         args.env.err(f"[{task.id}][returncode: {task.returncode}]")
+    if args.json:
+        print_record(args.env, task)
     return task.returncode
+
+
+def print_record(env, task) -> None:
+    """--json: the new task on one line of stdout, after all the command printed
+    there (so `qme run --json CMD | tail -n 1` reads it)."""
+    import json
+
+    record = {
+        "id": task.id,
+        "status": task.status,
+        "returncode": task.returncode,
+        "signal": task.signal,
+        "duration": task.duration,
+        "command": task.command,
+    }
+    env.stdout.flush()
+    env.stdout.write(json.dumps(record, ensure_ascii=True) + "\n")
+    env.stdout.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from qme import private
 from qme.errors import ConfigError
 
 DASHBOARD_LOG = "dashboard.log"
@@ -62,7 +63,7 @@ def run(args) -> int:
     period = poll_period(os.environ.get("QME_SOCKET_UPDATE_SECONDS"))
     queue = make_queue(args)
     queue.store  # noqa: B018 - open it now: a broken store is an error before serving
-    os.makedirs(queue.settings.home, exist_ok=True)
+    private.make_dir(queue.settings.home)
     return server.serve(
         queue,
         token=token,

@@ -19,7 +19,12 @@ HELP = {
 
 
 def add_parser(subparsers, name):
-    return subparsers.add_parser(name, help=HELP[name], description=HELP[name] + ".")
+    parser = subparsers.add_parser(name, help=HELP[name], description=HELP[name] + ".")
+    if name == "status":
+        parser.add_argument(
+            "--json", action="store_true", help='print {"recording": …, "session": …} on stdout'
+        )
+    return parser
 
 
 def run(args) -> int:
@@ -35,6 +40,12 @@ def run(args) -> int:
 
         args.shell = None
         return run_session(args)
+    if getattr(args, "json", False):
+        import json
+
+        # Without the shell integration loaded, a session records whatever is typed.
+        args.env.out(json.dumps({"recording": bool(session), "session": session or None}))
+        return OK
     if session:
         args.env.err(
             f"qme: this shell is in qme session {session}, but without the shell "

@@ -27,13 +27,32 @@ def add_parser(subparsers, name):
         action="store_true",
         help="list them (TASK-ID, STORE it waits for, COMMAND, tab-separated); deliver nothing",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: with --list, the records (id, store, command, file); else what "
+        "was delivered (delivered, waiting, left, elsewhere, store)",
+    )
     return parser
 
 
 def run(args) -> int:
     from qme.cli import make_queue
+    from qme.cli.render import print_json
 
     queue = make_queue(args)
+    if args.list and args.json:
+        records = [
+            {
+                "id": r.task.id if r.task else None,
+                "store": r.store,
+                "command": r.task.command if r.task else None,
+                "file": r.path,
+            }
+            for r in queue.spooled()
+        ]
+        print_json(args.env, records)
+        return OK
     if args.list:
         from qme.cli.render import safe
 
@@ -44,6 +63,18 @@ def run(args) -> int:
             args.env.out(f"{task.id if task else '?'}\t{store}\t{command}")
         return OK
     synced = queue.sync()
+    if args.json:
+        print_json(
+            args.env,
+            {
+                "delivered": synced.delivered,
+                "waiting": synced.waiting,
+                "left": synced.left,
+                "elsewhere": synced.elsewhere,
+                "store": queue.store_identity(),
+            },
+        )
+        return OK
     args.env.err(
         f"delivered {synced.delivered} of {synced.waiting} spooled record(s) "
         f"to {queue.store_identity() or 'the store'}"

@@ -22,7 +22,8 @@ import struct
 import sys
 import termios
 
-from qme import console, executors, pending
+from qme import console, executors, pending, private, redact
+from qme.errors import ConfigError
 from qme.recorder.hooks import ExecutorHooks
 from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, frames
 from qme.store import identity, open_store, spool
@@ -46,10 +47,13 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
         reporter.event,
         store_id=store_id,
         space_wait=SPACE_WAIT_SECONDS,
+        redactor=redact.for_settings(settings),  # here, never on qme run's own path
     )
+    private.tighten_home_and_say(settings.home, console.warn)  # an older qme's home
     tasks = ChildTasks(settings)
-    for line in tasks.executors.setting_problems():  # qme run runs anyway: one line each
-        console.warn(line)
+    if readable(settings):  # else opening the store says why, once
+        for line in tasks.executors.setting_problems():  # qme run runs anyway: one line each
+            console.warn(line)
     try:
         for op, parent_id, payload in frames(data):
             if op == "close":
@@ -78,6 +82,15 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
     if (writer.error is None or waited) and spool.pending(settings.home):
         with open_store(settings) as store:  # a store that still fails: readers deliver later
             spool.deliver(settings.home, store, store_id, unmarked=False)
+
+
+def readable(settings) -> bool:
+    """Whether config.ini can be read (or is absent)."""
+    try:
+        settings.file_values  # noqa: B018 - read it
+    except ConfigError:
+        return False
+    return True
 
 
 class ChildTasks:

@@ -6,27 +6,12 @@ from __future__ import annotations
 import os
 import re
 
+from qme import redact
+
 # In the spirit of atuin's secrets_filter: tokens with a recognisable shape, and
-# values given to options or variables whose name says they are secret.
-SECRET_PATTERNS = [
-    r"AKIA[0-9A-Z]{16}",  # AWS access key id
-    r"aws_secret_access_key",
-    r"gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
-    r"github_pat_[A-Za-z0-9_]{20,}",
-    r"glpat-[A-Za-z0-9_-]{20,}",  # GitLab
-    r"xox[abposr]-[A-Za-z0-9-]{10,}",  # Slack tokens
-    r"hooks\.slack\.com/services/",
-    r"[sr]k_live_[0-9A-Za-z]{20,}",  # Stripe
-    r"AIza[0-9A-Za-z_-]{35}",  # Google API key
-    r"npm_[A-Za-z0-9]{36}",
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+",  # JWT
-    r"(?i:authorization:\s*(bearer|basic|token)\s)",
-    r"(?i:(password|passwd|secret|token|api[_-]?key|access[_-]?key)\w*\s*[=:]\s*\S)",
-    r"(?i:--?(password|passwd|secret|token|api-key)(=|\s+)\S)",
-    r"://[^/\s:@]+:[^/\s@]+@",  # credentials in a URL
-    r"\bcurl\b.*\s(?:-u|--user|-U|--proxy-user)(?:=|\s*)[^\s:]+:\S",  # curl -u user:password
-]
+# values given to options or variables whose name says they are secret. One list
+# with what the writer redacts from every record (qme/redact.py).
+SECRET_PATTERNS = redact.SECRET_PATTERNS
 _SECRETS = re.compile("|".join(f"(?:{p})" for p in SECRET_PATTERNS))
 _ASSIGNMENT = re.compile(r"\w+=")
 

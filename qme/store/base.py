@@ -6,6 +6,8 @@ import json
 from abc import ABC, abstractmethod
 from collections import namedtuple
 
+from qme.errors import NoSuchTask
+from qme.redact import Redactor, redact_task
 from qme.task import Task
 from qme.text import from_stored, to_stored
 
@@ -178,6 +180,29 @@ class Store(ABC):
         None when the store cannot announce changes: a live view then polls
         data_version() (PostgreSQL's LISTEN/NOTIFY announces them)."""
         return None
+
+    @abstractmethod
+    def replace(self, task: Task) -> None:
+        """Write a task's metadata and its whole streams (task.output, task.error)
+        over what is stored, its search index with them, in one go."""
+
+    def redact(self, redactor: Redactor) -> int:
+        """Replace secrets (as redactor finds them, see qme/redact.py) in every task's
+        command, argv, message and streams, and in the search index. Returns how many
+        tasks changed."""
+        changed = 0
+        for listed in self.list(TaskQuery()):
+            try:
+                task = self.get(listed.id)
+            except NoSuchTask:
+                continue  # deleted meanwhile
+            before = (task.command, task.argv, task.message, task.output, task.error)
+            redact_task(redactor, task)
+            task.output, task.error = redactor.data(task.output), redactor.data(task.error)
+            if (task.command, task.argv, task.message, task.output, task.error) != before:
+                self.replace(task)
+                changed += 1
+        return changed
 
     @abstractmethod
     def delete(self, task_ids: list[str]) -> int:

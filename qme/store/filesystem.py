@@ -185,6 +185,16 @@ class FilesystemStore(Store):
         if task_id in self._open:
             self._open[task_id].message, self._open[task_id].tags = stored.message, stored.tags
 
+    def replace(self, task: Task) -> None:
+        path = self._path(task.id)
+        if not path.exists():
+            raise NoSuchTask(task.id)
+        self._keep_queueme_original(path)
+        task = task.copy()
+        task.output, task.error = task.output or b"", task.error or b""
+        self._open.pop(task.id, None)
+        self._write(task)
+
     def _keep_queueme_original(self, path: Path) -> None:
         """Before a QueueMe record is first written over in qme's format, keep it."""
         kept = path.with_name(path.name + ".queueme")

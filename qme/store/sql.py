@@ -183,6 +183,30 @@ class SqlStore(Store):
         self._write(work)
 
     @_guarded
+    def replace(self, task: Task) -> None:
+        def work(conn):
+            seq = _seq(conn, task.id)
+            row = _to_row(task)
+            del row["id"]
+            conn.execute(tasks.update().where(tasks.c.seq == seq).values(**row))
+            conn.execute(chunks.delete().where(chunks.c.task == seq))
+            for stream in STREAMS:
+                data = getattr(task, stream) or b""
+                if data:
+                    conn.execute(
+                        chunks.insert().values(task=seq, stream=STREAM_CODES[stream], data=data)
+                    )
+            texts = [shown(task.command), shown(task.message or "")]
+            texts += [searchable(getattr(task, s) or b"") for s in STREAMS]
+            conn.execute(
+                self.texts.update()
+                .where(self.texts.c.task == seq)
+                .values(**dict(zip(SEARCH_FIELDS, texts)), **self._index(texts))
+            )
+
+        self._write(work)
+
+    @_guarded
     def delete(self, task_ids: list[str]) -> int:
         def work(conn):
             found = conn.execute(sa.select(tasks.c.seq).where(tasks.c.id.in_(task_ids)))

@@ -251,6 +251,27 @@ class SqliteStore(Store):
         ).fetchone()
         return note_text(from_stored(message), json.loads(tags) if tags else [])
 
+    def replace(self, task: Task) -> None:
+        assignments = ", ".join(f"{c} = ?" for c in COLUMNS[1:])
+        with self._write():
+            rowid = self._rowid(task.id)
+            self.db.execute(
+                f"UPDATE tasks SET {assignments} WHERE rowid = ?", (*_to_row(task)[1:], rowid)
+            )
+            self.db.execute("DELETE FROM chunks WHERE task = ?", (rowid,))
+            for code, stream in enumerate(STREAMS):
+                data = getattr(task, stream) or b""
+                if data:
+                    self.db.execute(
+                        "INSERT INTO chunks (task, stream, data) VALUES (?, ?, ?)",
+                        (rowid, code, data),
+                    )
+            streams = [searchable(getattr(task, s) or b"") for s in STREAMS]
+            self.db.execute(
+                "UPDATE search SET command = ?, message = ?, output = ?, error = ? WHERE rowid = ?",
+                (shown(task.command), shown(task.message or ""), *streams, rowid),
+            )
+
     def delete(self, task_ids: list[str]) -> int:
         if self.missing:
             return 0

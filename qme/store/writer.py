@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 
 from qme.errors import NoSuchTask
+from qme.redact import Redactor, StreamRedactor, redact_task
 from qme.store.base import Store
 from qme.store.spool import SpoolFile
 from qme.task import STREAMS, Task
@@ -75,6 +76,7 @@ class StoreWriter:
         *,
         store_id: str | None = None,
         space_wait: float = 0.0,
+        redactor: Redactor | None = None,
     ):
         """home: where the spool goes (None: nowhere, so a failure loses the rest).
         on_event("written", None) follows each batch the store took;
@@ -84,12 +86,15 @@ class StoreWriter:
         store_id: which store this is (qme.store.identity()), written in spool
         files so that only this store takes them. space_wait: seconds that
         wait_for_space() keeps trying (0: the writer's owner will not call it, so
-        what a full disk held back is lost at close())."""
+        what a full disk held back is lost at close()). redactor: the secrets to
+        replace before anything reaches the store or the spool (qme/redact.py), in
+        this writer's thread."""
         self.open_store = open_store
         self.home = home
         self.on_event = on_event
         self.store_id = store_id
         self.space_wait = space_wait
+        self.redacting = StreamRedactor(redactor) if redactor is not None else None
         self.held: list[tuple] = []  # operations a full disk kept out of the spool
         self.untold = False  # a failure on_event has not heard of yet
         self.skip: dict[str, dict[str, int]] = {}  # resumed tasks: bytes the store has
@@ -188,6 +193,9 @@ class StoreWriter:
                 with self.busy:
                     for op in _join_appends(batch):
                         self._apply(op)
+                    if closed:  # what redaction kept of tasks that never ended
+                        for op in self._kept_back():
+                            self._apply(op)
                 with self.room:
                     self.queued -= sum(len(op[3]) for op in batch if op[0] == "append")
                     self.room.notify_all()
@@ -211,9 +219,34 @@ class StoreWriter:
 
     def _apply(self, op: tuple) -> None:
         try:
-            self._apply_one(op)
+            for redacted in self._redacted(op):
+                self._apply_one(redacted)
         finally:
             self._tell()
+
+    def _redacted(self, op: tuple) -> list[tuple]:
+        """op with its secrets replaced: a chunk of output as far as it can be judged
+        (the rest waits for the next chunk), and a finished task's last bytes."""
+        redacting = self.redacting
+        if redacting is None or op[0] == "sync":
+            return [op]
+        if op[0] == "append":
+            data = redacting.feed(op[1], op[2], op[3])
+            return [("append", op[1], op[2], data)] if data else []
+        task = op[1]
+        redact_task(redacting.redactor, task)
+        if op[0] != "update" or not task.finished:
+            return [op]
+        last = [("append", task.id, s, redacting.flush(task.id, s)) for s in STREAMS]
+        return [*(one for one in last if one[3]), op]
+
+    def _kept_back(self) -> list[tuple]:
+        """What redaction still keeps, as appends (the writer is closing)."""
+        if self.redacting is None:
+            return []
+        kept = list(self.redacting.kept)
+        found = [("append", t, s, self.redacting.flush(t, s)) for t, s in kept]
+        return [op for op in found if op[3]]
 
     def _tell(self) -> None:
         """A failure, once what failed has found its place (the spool, or none)."""

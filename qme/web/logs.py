@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import sys
 from contextlib import contextmanager
 from urllib.parse import unquote
+
+from qme import private
 
 REDACTED = "[redacted]"
 # Query values shown in the access line: plain numbers and words for these names.
@@ -129,6 +132,8 @@ def setup(scrub: Scrubber, log_file: str | None, debug: bool) -> logging.Logger:
     scrubbed; the access logger, for the server."""
     handlers: list[logging.Handler] = []
     if log_file:
+        os.close(private.open_file(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+        private.tighten(log_file)  # a log an older qme made readable by others
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     if debug or not log_file:
         handlers.append(logging.StreamHandler(sys.stderr))
