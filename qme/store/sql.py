@@ -196,7 +196,7 @@ class SqlStore(Store):
                     conn.execute(
                         chunks.insert().values(task=seq, stream=STREAM_CODES[stream], data=data)
                     )
-            texts = [shown(task.command), shown(task.message or "")]
+            texts = [shown(task.command), note_text(task.message, task.tags)]
             texts += [searchable(getattr(task, s) or b"") for s in STREAMS]
             conn.execute(
                 self.texts.update()

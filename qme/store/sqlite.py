@@ -269,7 +269,7 @@ class SqliteStore(Store):
             streams = [searchable(getattr(task, s) or b"") for s in STREAMS]
             self.db.execute(
                 "UPDATE search SET command = ?, message = ?, output = ?, error = ? WHERE rowid = ?",
-                (shown(task.command), shown(task.message or ""), *streams, rowid),
+                (shown(task.command), note_text(task.message, task.tags), *streams, rowid),
             )
 
     def delete(self, task_ids: list[str]) -> int:
