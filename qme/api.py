@@ -506,19 +506,24 @@ class Queue:
         limit: int = 20,
         offset: int = 0,
         rank: bool = False,
+        cwd: str | None = None,
+        session: str | None = None,
+        host: str | None = None,
     ) -> list[SearchHit]:
         """Tasks whose command, message, output or error contain every term as a
         word (a term ending in '*': as the start of a word), case-insensitively,
         newest first or by relevance. Each hit's line has \x02 before and \x03
         after each matched word; qme.text.marked_spans(hit.line) gives the plain
-        line and the (start, end) offsets of those words."""
+        line and the (start, end) offsets of those words. cwd, session, host: only
+        tasks run in that directory, that shell session, on that machine."""
         from qme.text import words
 
         wanted = [w for term in terms for w in words(term)]
         if not wanted:
             raise QmeError("nothing to search for: give at least one word")
+        where = {k: v for k, v in {"cwd": cwd, "session": session, "host": host}.items() if v}
         hits = self.store.search(
-            wanted, executor=executor, limit=limit, rank=rank, status=status, offset=offset
+            wanted, executor=executor, limit=limit, rank=rank, status=status, offset=offset, **where
         )
         self._attach([hit.task for hit in hits])
         return hits

@@ -95,17 +95,15 @@ def _task(queue, target: str | None, known: list[str]):
 
 
 def _pick(queue, known: list[str], task=None):
-    """(task, action name) chosen in pickers: a task among the recent ones whose
-    executor has actions (unless given), then one of its executor's actions."""
-    from qme.cli.picker import RECENT, pick_one, task_titles
+    """(task, action name) chosen in pickers: a task whose executor has actions
+    (unless given), searched in the whole history, then one of its executor's actions."""
+    from qme.cli.picker import pick_one, pick_task
 
     if task is None:
         with_actions = [n for n in known if queue.actions(n)]
-        recent = [t for n in with_actions for t in queue.list(n, limit=RECENT)]
-        recent.sort(key=lambda t: t.started, reverse=True)
-        if not recent:
+        if not any(queue.list(n, limit=1) for n in with_actions):
             raise QmeError("no task has actions yet (shell tasks have none)")
-        task = pick_one(list(zip(task_titles(recent[:RECENT]), recent)), "Which task?")
+        task = pick_task(queue, prompt="Which task?", executors=with_actions)
     actions = queue.actions(task.executor)
     if not actions:
         raise QmeError(f"task {task.short_id} is a {task.executor} task, which has no actions")

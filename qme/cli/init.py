@@ -16,7 +16,9 @@ Print the shell integration, to load from your shell's startup file:
 Then `qme on` records every command you type, `qme off` pauses, `qme status`
 tells. With --auto, every new interactive shell starts recorded (inside a qme
 session); if qme cannot start, the shell starts as usual. The tab completion of
-qme (`qme completion SHELL`) comes along unless --no-completion.
+qme (`qme completion SHELL`) comes along unless --no-completion. With --ctrl-r,
+Ctrl-R opens `qme history`: a full-screen search over everything qme recorded,
+whose choice is put on the prompt line (not run).
 """
 
 # Start each new interactive terminal shell inside a session; when that session
@@ -35,6 +37,41 @@ AUTO = {
 }
 
 
+# Ctrl-R: `qme history` on the terminal, its answer put on the prompt line to be
+# edited or run with Enter (as atuin does); Esc leaves the line as it was.
+CTRL_R = {
+    "bash": r"""__qme_history_search() {
+    local __qme_picked
+    __qme_picked=$(command qme history --query "$READLINE_LINE" </dev/tty) || return 0
+    READLINE_LINE=$__qme_picked
+    READLINE_POINT=${#READLINE_LINE}
+}
+if [[ $- == *i* ]]; then
+    bind -x '"\C-r": __qme_history_search'
+fi
+""",
+    "zsh": r"""__qme_history_search() {
+    local __qme_picked
+    __qme_picked=$(command qme history --query "$BUFFER" </dev/tty) && {
+        BUFFER=$__qme_picked
+        CURSOR=${#BUFFER}
+    }
+    zle reset-prompt
+}
+zle -N __qme_history_search
+bindkey '^R' __qme_history_search
+""",
+    "fish": r"""function __qme_history_search
+    set -l __qme_picked (command qme history --query (commandline -b) </dev/tty | string collect)
+    and commandline -r -- $__qme_picked
+    commandline -f repaint
+end
+bind \cr __qme_history_search
+bind -M insert \cr __qme_history_search 2>/dev/null
+""",
+}
+
+
 def add_parser(subparsers, name):
     parser = subparsers.add_parser(
         name,
@@ -45,6 +82,11 @@ def add_parser(subparsers, name):
     parser.add_argument("shell", choices=sorted(AUTO))
     parser.add_argument(
         "--auto", action="store_true", help="record every new interactive shell from the start"
+    )
+    parser.add_argument(
+        "--ctrl-r",
+        action="store_true",
+        help="bind Ctrl-R to qme history: search the whole history, put the choice on the line",
     )
     parser.add_argument(
         "--no-completion",
@@ -63,6 +105,8 @@ def run(args) -> int:
         from qme.cli.completion import script
 
         args.env.stdout.write(script(args.shell, args.env, args.config_dir))
+    if args.ctrl_r:
+        args.env.stdout.write(CTRL_R[args.shell])
     if args.auto:
         args.env.stdout.write(AUTO[args.shell])
     return OK

@@ -33,6 +33,7 @@ COMMANDS = {
 }
 COMMANDS.update({"on": "switch", "off": "switch", "status": "switch"})
 COMMANDS["exec"] = "exec"
+COMMANDS["history"] = "history"
 COMMANDS.update({"out": "out", "note": "note", "tag": "tag"})
 COMMANDS.update({"export": "transfer", "import": "transfer"})
 COMMANDS["mcp"] = "mcp"

@@ -1,17 +1,17 @@
 """Interactive pickers: choose one task, several tasks, or any one value on the terminal.
 
-Commands that need a task and were given none open a picker when stdin and stdout
-are terminals (see `interactive`); otherwise they act on the last task, as QueueMe
-did. questionary (and prompt_toolkit under it) is imported only when a picker is
-shown, so `qme run` and every non-interactive use stay free of it.
+Tasks are chosen in the full-screen search over the whole history (qme/cli/finder.py);
+other values (an executor's action) in a questionary list. Commands that need a task
+and were given none open a picker when stdin and stdout are terminals (see
+`interactive`); otherwise they act on the last task, as QueueMe did. questionary and
+prompt_toolkit are imported only when a picker is shown, so `qme run` and every
+non-interactive use stay free of them.
 
 Leaving a picker (Ctrl-C or Escape) raises `Cancelled`, a KeyboardInterrupt: the CLI exits
 with status 130 and nothing has changed.
 """
 
 from __future__ import annotations
-
-import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -24,14 +24,11 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-RECENT = 200  # tasks offered, newest first
-CWD_COLUMN = 32  # the cwd column is padded to at most this width
 # How long a lone Escape waits to be sure it does not start a key's sequence (an arrow
 # key is ESC [ A): prompt_toolkit waits 0.5 s, which makes Escape feel sluggish; 0.1 s
 # is Vim's ttimeoutlen in defaults.vim.
 ESCAPE_DELAY = 0.1
 ONE_HELP = "(↑/↓ to move, type to filter, Enter to choose, Esc to cancel)"
-MANY_HELP = "(↑/↓ to move, Space to mark, type to filter, Enter to confirm, Esc to cancel)"
 
 
 class Cancelled(KeyboardInterrupt):
@@ -60,63 +57,35 @@ def pick_one(choices: Sequence[tuple[str, T]], prompt: str) -> T:
     return choices[_ask(question)][1]
 
 
-def pick_many(choices: Sequence[tuple[str, T]], prompt: str) -> list[T]:
-    """The values of the (title, value) choices the user marks (at least one), in
-    the choices' order."""
-    import questionary
-
-    question = questionary.checkbox(
-        prompt,
-        [questionary.Choice(title, value=i) for i, (title, _) in enumerate(choices)],
-        validate=lambda marked: bool(marked) or "Mark at least one with Space (Esc to cancel)",
-        use_search_filter=True,
-        use_jk_keys=False,
-        instruction=MANY_HELP,
-    )
-    return [choices[i][1] for i in sorted(_ask(question))]
-
-
 def pick_task(
-    queue: Queue, *, multiple: bool = False, prompt: str | None = None, limit: int = RECENT
+    queue: Queue,
+    *,
+    multiple: bool = False,
+    prompt: str | None = None,
+    executors: list[str] | None = None,
 ) -> Task | list[Task]:
-    """One of the queue's recent tasks (newest first, the newest preselected), or with
-    multiple=True a list of them. Raises Cancelled when the user leaves the picker."""
+    """One of the queue's tasks, or with multiple=True a list of them (marked with
+    Tab), chosen in the full-screen search over the whole history (qme/cli/finder.py:
+    newest first, the newest preselected; typing searches every task). Raises
+    Cancelled when the user leaves it."""
+    from qme.cli.finder import Finder
     from qme.errors import QmeError
 
-    tasks = queue.list(limit=limit)
-    if not tasks:
+    if not queue.list(limit=1):
         raise QmeError("there are no tasks yet")
-    choices = list(zip(task_titles(tasks), tasks))
-    if multiple:
-        return pick_many(choices, prompt or "Which tasks?")
-    return pick_one(choices, prompt or "Which task?")
+    title = prompt or ("Which tasks?" if multiple else "Which task?")
+    chosen = Finder(queue, title=title, multiple=multiple, executors=executors).run()
+    if chosen is None:
+        raise Cancelled
+    return chosen
 
 
 def given_or_picked(queue: Queue, args, prompt: str) -> str | None:
     """args.id; or, when none is given on a terminal and not --last, the id of a
-    task picked from the recent ones (None means the last task)."""
+    task picked from the whole history (None means the last task)."""
     if args.id is None and not args.last and interactive(args.env):
         return pick_task(queue, prompt=prompt).id
     return args.id
-
-
-def task_titles(tasks: Sequence[Task], now: float | None = None) -> list[str]:
-    """One line per task: short id, status, age, cwd (with ~) and command, in columns."""
-    from qme.cli.render import age, home_path, safe
-
-    now = time.time() if now is None else now
-    rows = [
-        (task.short_id, task.status, age(task.started, now), home_path(task.cwd), task.command)
-        for task in tasks
-    ]
-    status_width = max(len(row[1]) for row in rows)
-    age_width = max(len(row[2]) for row in rows)
-    cwd_width = min(max(len(row[3]) for row in rows), CWD_COLUMN)
-    return [
-        f"{short}  {status:<{status_width}}  {ago:>{age_width}}  {safe(cwd):<{cwd_width}}  "
-        f"{safe(command)}"
-        for short, status, ago, cwd, command in rows
-    ]
 
 
 def _ask(question) -> Any:

@@ -127,10 +127,14 @@ class Store(ABC):
         rank: bool,
         status: str | None = None,
         offset: int = 0,
+        cwd: str | None = None,
+        session: str | None = None,
+        host: str | None = None,
     ) -> list[SearchHit]:
         """Tasks in which every word is a word of the command, message or streams
         (a word ending in '*': starts one), case-insensitively; newest first, or
-        most relevant first when rank is true. The first offset hits are skipped."""
+        most relevant first when rank is true. The first offset hits are skipped.
+        executor, status, cwd, session, host: only tasks with that value (None: any)."""
 
     def count(self, query: TaskQuery) -> int:
         """How many tasks match query's filters, counting at most query.limit of them

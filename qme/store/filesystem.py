@@ -239,12 +239,24 @@ class FilesystemStore(Store):
             return None
 
     def search(
-        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+        self,
+        words,
+        *,
+        executor=None,
+        limit=20,
+        rank=False,
+        status=None,
+        offset=0,
+        cwd=None,
+        session=None,
+        host=None,
     ) -> list[SearchHit]:
         patterns = [word_pattern(w) for w in words]
         hits = []
         for task in sorted(self._all(), key=lambda t: t.started, reverse=True):
-            if (executor and task.executor != executor) or (status and task.status != status):
+            wanted = {"executor": executor, "status": status, "cwd": cwd}
+            wanted.update(session=session, host=host)
+            if any(value and getattr(task, name) != value for name, value in wanted.items()):
                 continue
             texts = {
                 "command": task.command,

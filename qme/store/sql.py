@@ -341,14 +341,25 @@ class SqlStore(Store):
 
     @_guarded
     def search(
-        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+        self,
+        words,
+        *,
+        executor=None,
+        limit=20,
+        rank=False,
+        status=None,
+        offset=0,
+        cwd=None,
+        session=None,
+        host=None,
     ) -> list[SearchHit]:
         # Newest first: a common word's hits are among the newest WINDOW tasks, read
         # one by one; a rarer word's come from the full-text index, all of them
         # first (ordered by an expression, so that the planner cannot choose to
         # walk back through every task looking for it).
         texts = self.texts
-        filters = {"executor": executor, "status": status}
+        filters = {"executor": executor, "status": status, "cwd": cwd}
+        filters.update(session=session, host=host)
         filters = [tasks.c[name] == value for name, value in filters.items() if value]
         rows = []
         newest_first = [tasks.c.started.desc(), texts.c.task.desc()]

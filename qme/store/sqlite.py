@@ -444,7 +444,17 @@ class SqliteStore(Store):
         return self.db.execute("PRAGMA data_version").fetchone()[0]
 
     def search(
-        self, words, *, executor=None, limit=20, rank=False, status=None, offset=0
+        self,
+        words,
+        *,
+        executor=None,
+        limit=20,
+        rank=False,
+        status=None,
+        offset=0,
+        cwd=None,
+        session=None,
+        host=None,
     ) -> list[SearchHit]:
         # Whole words, which FTS5 answers newest-first without reading every match;
         # a prefix ('deploy*') must merge all of its words' matches first.
@@ -454,7 +464,8 @@ class SqliteStore(Store):
             for w in words
         )
         order = "search.rank" if rank else "search.rowid DESC"
-        filters = {"executor": executor, "status": status}
+        filters = {"executor": executor, "status": status, "cwd": cwd}
+        filters.update(session=session, host=host)
         extra = "".join(f" AND tasks.{name} = ?" for name, value in filters.items() if value)
         params = [match, *(value for value in filters.values() if value), limit, offset]
         columns = ", ".join(f"tasks.{c}" for c in COLUMNS)
