@@ -246,6 +246,12 @@ class Queue:
         error = record(task, child, writer, self._max_output(), hooks)
         if error:
             console.warn(error)
+        if not writer_process:  # else the writer process does it
+            from qme.recorder.notifier import Notifier
+
+            notifier = Notifier(self.settings)
+            notifier.ended(task)  # notify, or hand a job that goes on to the watcher
+            notifier.close()
         task.queue = self
         return task
 
@@ -257,6 +263,46 @@ class Queue:
             return self.settings.max_output
         except ConfigError:  # reported by the store's writer, which reads the same file
             return parse_size(OPTIONS["max_output"].default)
+
+    # -- notifications ------------------------------------------------------------------
+
+    def notification(self, task: Task) -> dict[str, Any] | None:
+        """The notification a task's end gives (title, body, url, good, id), or None
+        when it gives none (see qme.notify.due: notify_after, notify_cancelled)."""
+        from qme import notify
+
+        if not notify.due(task, self.settings):
+            return None
+        return notify.for_task(task, self.settings).to_dict()
+
+    def notify_test(self) -> dict[str, str]:
+        """Send a test message through every configured channel: this process's
+        terminal and the apprise URLs (notify_urls). Returns channel -> what
+        happened. (An open dashboard shows its own, in the browser, as tasks end.)"""
+        from qme import notify
+        from qme.origin import hostname
+
+        note = notify.Message(
+            "qme: test notification",
+            f"qme notify test\nthis is how qme says a task has ended, on {hostname()}",
+            None,
+            True,
+        )
+        terminal = notify.Terminal.controlling()
+        try:
+            return notify.send(note, self.settings, terminal, session=True)
+        finally:
+            if terminal is not None:
+                terminal.close()
+
+    def watching(self) -> dict[str, Any]:
+        """The watcher of this home: its pid (None: none runs), and the tasks it follows."""
+        from qme.recorder import watcher
+
+        return {
+            "pid": watcher.pid(self.settings.home),
+            "tasks": watcher.watched(self.settings.home),
+        }
 
     def record_session(self, shell: str | None = None) -> int:
         """Run an interactive shell (bash, zsh or fish; default $SHELL) on this

@@ -80,6 +80,44 @@ def _store(text: str) -> str:
     return text
 
 
+def _notify_after(text: str) -> float | None:
+    """Seconds, or None for off."""
+    return None if text.strip().lower() == "off" else _seconds(text)
+
+
+def _urls(text: str) -> list[str]:
+    """apprise URLs, separated by commas, spaces or lines (each SCHEME://…)."""
+    found = text.replace(",", " ").split()
+    for url in found:
+        if "://" not in url:
+            raise ValueError(f"{url} is not a URL")
+    return found
+
+
+def _terminal(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "osc777", "osc9", "bell", "off"):
+        raise ValueError(text)
+    return value
+
+
+def _web_url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(text)
+    return value
+
+
+WATCH_FLOOR = 30.0  # seconds: the watcher asks a scheduler at most this often
+
+
+def _watch_interval(text: str) -> float:
+    seconds = _seconds(text)
+    if seconds < WATCH_FLOOR:
+        raise ValueError(f"less than {WATCH_FLOOR:g} seconds")
+    return seconds
+
+
 OPTIONS: dict[str, Option] = {
     "database": Option(
         "QME_DATABASE",
@@ -141,6 +179,52 @@ OPTIONS: dict[str, Option] = {
         "[redacted] in commands and output before they are stored, as the built-in ones are",
         _patterns,
         "regular expressions, one per line",
+    ),
+    "notify_after": Option(
+        "QME_NOTIFY_AFTER",
+        "10",
+        "a task that ran longer than this many seconds notifies when it ends (0: every "
+        "task; off: none)",
+        _notify_after,
+        "a number of seconds, 0 or more, or off",
+    ),
+    "notify_cancelled": Option(
+        "QME_NOTIFY_CANCELLED",
+        "off",
+        "on: tasks the user cancelled (Ctrl-C, exit 130 or 143, qme cancel) notify too",
+        _on_off,
+        "on or off",
+    ),
+    "notify_urls": Option(
+        "QME_NOTIFY_URLS",
+        "",
+        "apprise URLs a notification goes to (ntfy://…, mailto://…, json://host/path), "
+        "separated by commas; needs apprise (pip install 'qme[notify]')",
+        _urls,
+        "apprise URLs (SCHEME://…), separated by commas or spaces",
+    ),
+    "notify_terminal": Option(
+        "QME_NOTIFY_TERMINAL",
+        "auto",
+        "how the terminal a command ran in is told: auto (by the terminal), osc777, osc9, "
+        "bell or off",
+        _terminal,
+        "auto, osc777, osc9, bell or off",
+    ),
+    "dashboard_url": Option(
+        "QME_DASHBOARD_URL",
+        "",
+        "the dashboard's address (http://host:port), for a link to the task in notifications",
+        _web_url,
+        "an http:// or https:// URL, or nothing",
+    ),
+    "watch_interval": Option(
+        "QME_WATCH_INTERVAL",
+        "30",
+        "seconds between the watcher's questions to Slurm or a container engine about "
+        "the jobs it follows (30 or more)",
+        _watch_interval,
+        f"a number of seconds, {WATCH_FLOOR:g} or more",
     ),
 }
 

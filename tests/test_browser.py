@@ -310,3 +310,59 @@ def test_slurm_reason_in_the_table_and_accounting_on_the_page(page, queue, dashb
         assert "accounting" not in page.inner_text("#data")  # shown once, in its section
     finally:
         subprocess.run(["scancel", held.data["jobid"]], capture_output=True)
+
+
+# -- notifications ------------------------------------------------------------------------
+
+# Wraps window.Notification before the page's scripts run: what the page shows is kept.
+CAPTURE_NOTIFICATIONS = """
+window.shownNotifications = [];
+const RealNotification = window.Notification;
+class CapturedNotification extends RealNotification {
+  constructor(title, options) {
+    window.shownNotifications.push({ title, ...options });
+    super(title, options);
+  }
+}
+Object.defineProperty(CapturedNotification, "permission", {
+  get: () => RealNotification.permission,
+});
+CapturedNotification.requestPermission = (...a) => RealNotification.requestPermission(...a);
+window.Notification = CapturedNotification;
+"""
+
+
+def test_a_task_that_ends_shows_a_browser_notification(browser, qme_home):
+    served = Dashboard(
+        qme_home,
+        env={
+            "QME_SOCKET_UPDATE_SECONDS": "1",
+            "QME_NOTIFY_AFTER": "1",
+            "QME_DASHBOARD_URL": "http://dashboard.example:5000",
+        },
+    )
+    context = browser.new_context()
+    try:
+        context.grant_permissions(["notifications"], origin=served.base)
+        context.add_init_script(CAPTURE_NOTIFICATIONS)
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.goto(served.url)
+        page.wait_for_selector('#live[data-state="live"]')
+        assert page.evaluate("Notification.permission") == "granted"
+        assert qme_run(qme_home, "true").wait(timeout=10) == 0  # too quick to notify
+        assert qme_run(qme_home, "sh", "-c", "sleep 1.2; exit 130").wait(timeout=10) == 130
+        assert qme_run(qme_home, "sleep", "1.5").wait(timeout=10) == 0
+        wait_for(lambda: page.evaluate("window.shownNotifications.length"), 10, "a notification")
+        page.wait_for_timeout(2500)  # two more polls: nothing else, nothing twice
+        shown = page.evaluate("window.shownNotifications")
+        assert len(shown) == 1, shown
+        assert shown[0]["title"] == "qme: complete, exit 0"
+        assert shown[0]["body"].startswith("sleep 1.5\ncomplete, exit 0 after 1.")
+        task_id = Queue(config_dir=qme_home).get(streams=False).id
+        assert shown[0]["tag"] == f"qme-{task_id}"
+        assert shown[0]["body"].endswith(f"http://dashboard.example:5000/tasks/{task_id}")
+        assert watched.dialogs == [] and watched.errors == []
+    finally:
+        context.close()
+        assert served.stop() == 0

@@ -39,6 +39,7 @@ COMMANDS.update({"export": "transfer", "import": "transfer"})
 COMMANDS["mcp"] = "mcp"
 COMMANDS.update({"completion": "completion", "doctor": "doctor"})
 COMMANDS.update({"admin": "admin", "share": "share"})
+COMMANDS["notify"] = "notify"
 
 
 class Parser(argparse.ArgumentParser):

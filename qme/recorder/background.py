@@ -25,6 +25,7 @@ import termios
 from qme import console, executors, pending, private, redact
 from qme.errors import ConfigError
 from qme.recorder.hooks import ExecutorHooks
+from qme.recorder.notifier import Notifier
 from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, frames
 from qme.store import identity, open_store, spool
 from qme.store.writer import StoreWriter
@@ -34,7 +35,11 @@ PARENT_EXIT_SECONDS = 2  # how long to wait for the parent to exit, to see what 
 SPACE_WAIT_SECONDS = 3600  # how long a record a full disk held back waits for room
 
 
-def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name) -> None:
+def serve(
+    settings, data: int, reports: int, stderr: int | None, lock, lock_name, terminal=None
+) -> None:
+    """terminal: the qme.notify.Terminal the command ran in (None: none), for its
+    notification (recorder/notifier.py), sent once the record is written."""
     console.set_level(settings.log_level_if_readable() or "WARNING")
     if stderr is not None and not console.shows("WARNING"):
         os.close(stderr)
@@ -51,6 +56,7 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
     )
     private.tighten_home_and_say(settings.home, console.warn)  # an older qme's home
     tasks = ChildTasks(settings)
+    notifier = Notifier(settings, terminal)
     if readable(settings):  # else opening the store says why, once
         for line in tasks.executors.setting_problems():  # qme run runs anyway: one line each
             console.warn(line)
@@ -69,6 +75,10 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
                     writer.sync()  # parent may wait to hear that the record is safe: told
                     reporter.synced()  # here, a failure of the final update reaches the user
                     pending.unlock(lock)
+                if task.ended is not None:  # the command has ended: notify, or watch its job
+                    if not task.finished:
+                        writer.sync()  # the watcher reads it from the store
+                    notifier.ended(task)
             else:
                 writer.append(tasks.feed(parent_id, op, payload), op, payload)
     finally:
@@ -76,6 +86,7 @@ def serve(settings, data: int, reports: int, stderr: int | None, lock, lock_name
         reporter.synced()  # for a parent still waiting: everything is written now
         pending.release(lock, settings.home, lock_name)
         reporter.finish()
+        notifier.close()  # after the parent and the user's stderr are let go
     waited = bool(writer.held)
     if waited and not writer.wait_for_space():
         return  # no room for an hour: the record is lost (said when the disk filled)

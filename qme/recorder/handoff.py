@@ -297,6 +297,9 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
     """In the forked child: detach, serve, and never return."""
     code = 1
     try:
+        from qme.notify import Terminal
+
+        terminal = Terminal.controlling()  # before setsid(), which leaves it (see notify.py)
         os.setsid()
         os.nice(CHILD_NICENESS)
         _drop_handlers()
@@ -304,7 +307,7 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
             signal.signal(sig, signal.SIG_IGN)
         stderr = _dup(2)  # for a failure the parent is no longer there to report
         null = os.open(os.devnull, os.O_RDWR)
-        keep = {data, reports, stderr, lock, null}
+        keep = {data, reports, stderr, lock, null, terminal and terminal.fd}
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         for name in os.listdir("/proc/self/fd"):
@@ -316,7 +319,7 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         from qme.recorder.background import serve
 
-        serve(settings, data, reports, stderr, lock, lock_name)
+        serve(settings, data, reports, stderr, lock, lock_name, terminal)
         code = 0
     except BaseException:  # noqa: BLE001, S110 - never return into the parent's code
         pass

@@ -4,6 +4,9 @@ Pages connect over a websocket (see qme/web/live.py) and get JSON messages:
 
     {"type": "tasks", "tasks": [TASK, …]}      new tasks and tasks whose record changed
     {"type": "deleted", "ids": [ID, …]}
+    {"type": "notify", "id": ID, "title": …, "body": …, "url": …, "good": …}  a task that
+        ended and notifies (Queue.notification: notify_after, notify_cancelled); the
+        page shows it as a browser notification
     {"type": "output", "id": ID, "stream": "output"|"error", "offset": N, "data": BASE64}
 
 A page that shows one task says `{"follow": ID, "offsets": {"output": N, "error": M}}`
@@ -165,6 +168,7 @@ class Hub:
                     deleted.append(task_id)
             current = {task_id: summary(task) for task_id, task in tasks.items()}
             changed = [s for task_id, s in current.items() if self._told.get(task_id) != s]
+            endings = self._endings(tasks, since)
             self._told = current
             self._active = {i for i, t in tasks.items() if not t.finished}
             self._polled_at = now
@@ -173,9 +177,23 @@ class Hub:
                 self._broadcast({"type": "tasks", "tasks": changed})
             if deleted:
                 self._broadcast({"type": "deleted", "ids": deleted})
+            for note in endings:
+                self._broadcast({"type": "notify", **note})
             for subscriber in self.subscribers:
                 for task_id in subscriber.following.keys() & tasks.keys():
                     self._send_output(subscriber, task_id)
+
+    def _endings(self, tasks: dict[str, Task], since: float) -> list[dict]:
+        """The notifications of tasks seen to end since the last poll (running then,
+        or new and ended already): Queue.notification says which notify, and how."""
+        notes = []
+        for task_id, task in tasks.items():
+            ended_now = task_id in self._active or task_id not in self._told
+            if task.finished and ended_now and (task.ended or 0) >= since:
+                note = self.queue.notification(task)
+                if note is not None:
+                    notes.append(note)
+        return notes
 
     # -- pages --------------------------------------------------------------------------
 

@@ -146,6 +146,24 @@ const qme = (() => {
 
   // -- live updates ---------------------------------------------------------------------
 
+  // A task that ended and notifies (the hub's "notify" message, sent to every open
+  // page): a browser notification, one per task whatever the number of tabs (its tag).
+  function desktopNotify(message) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const shown = new Notification(message.title, {
+      body: message.body, tag: `qme-${message.id}`, icon: "/static/favicon.svg",
+    });
+    shown.addEventListener("click", () => {
+      window.focus();
+      location.href = taskUrl(message.id);
+    });
+  }
+
+  // Ask for the permission once, on the first click (browsers want a user's gesture).
+  if ("Notification" in window && Notification.permission === "default") {
+    document.addEventListener("click", () => Notification.requestPermission(), { once: true });
+  }
+
   // Keep a websocket open (reconnecting with back-off); onOpen(ws, again) runs on every
   // (re)connection, onMessage(message) for every message.
   function connect(onMessage, onOpen) {
@@ -170,6 +188,10 @@ const qme = (() => {
         try {
           message = JSON.parse(event.data);
         } catch (error) {
+          return;
+        }
+        if (message.type === "notify") {
+          desktopNotify(message);
           return;
         }
         onMessage(message);
