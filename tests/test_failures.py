@@ -466,3 +466,27 @@ def test_a_killed_writer_child_loses_nothing(tmp_path, qme_home, database):
     assert (shown["id"], shown["status"], shown["returncode"]) == (task.id, "failed", 3)
     got = run_qme("get", task.id, "--output", env={"QME_DATABASE": database})
     assert got.stdout == expected
+
+
+def test_the_recorder_keeps_only_the_frames_of_tasks_not_yet_written(qme_home):
+    """What a writer child that dies would need is kept until the child says the task
+    is written, then let go: a session's proxy does not hold its whole output."""
+    from qme import Queue
+    from qme.config import Settings
+    from qme.recorder.handoff import ChildWriter
+    from qme.task import Task
+
+    writer = ChildWriter(Settings.load(qme_home))
+    writer.start()
+    for number in range(3):
+        task = Task.begin(f"echo {number}", ["echo", str(number)], executor="shell")
+        writer.add(task)
+        writer.append(task.id, "output", b"x" * 100_000)
+        assert writer.sent_size > 100_000
+        task.end(0)
+        writer.update(task)
+        wait_for(lambda: writer.error is None and not writer.unconfirmed, what="written")
+        assert (writer.sent, writer.sent_size) == ([], 0)
+    assert writer.close() is None
+    with Queue(config_dir=qme_home) as queue:
+        assert [len(queue.get(t.id).output) for t in queue.list()] == [100_000] * 3

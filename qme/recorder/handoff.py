@@ -77,6 +77,10 @@ class ChildWriter:
         self.pid = 0
         self.sent: list[bytes] | None = []  # every frame but close, for a child taking over
         self.sent_size = 0
+        # Tasks whose final update was sent, oldest first: once the child says it is
+        # written (SYNCED), their frames leave `sent` (a session's proxy keeps only
+        # the commands not yet safe, not the whole session's output).
+        self.unconfirmed: list[str] = []
         self.takeovers = 0
         self.silent_end = False  # the child closed its report pipe without a verdict
         self.took_over: str | None = None  # how the last child that died ended
@@ -132,6 +136,8 @@ class ChildWriter:
         if task.finished and not self.gone:  # readers wait until the child has written it
             pending.hold(self.lock)
         self._send(b"update", task.id, fields(task))
+        if task.finished and self.sent is not None:
+            self.unconfirmed.append(task.id)
 
     @property
     def error(self) -> str | None:
@@ -264,6 +270,7 @@ class ChildWriter:
         if not data:
             self.silent_end = not (self.synced or self.lines)
             return False
+        self._forget(data.count(SYNCED))
         for marker, name in ((TOOK_FIRST, "store_took_first"), (SYNCED, "synced")):
             if marker in data:
                 setattr(self, name, True)
@@ -273,6 +280,15 @@ class ChildWriter:
                 self.spooling = line.startswith(SPOOLING)
                 self.lines.append(line.removeprefix(SPOOLING))
         return True
+
+    def _forget(self, written: int) -> None:
+        """The child has written the final state of that many more tasks (one SYNCED
+        each, in order): a child taking over will not need their frames."""
+        done = set(self.unconfirmed[:written])
+        del self.unconfirmed[:written]
+        if done and self.sent is not None:
+            self.sent = [f for f in self.sent if f.split(b" ", 2)[1].decode() not in done]
+            self.sent_size = sum(map(len, self.sent))
 
 
 def _ended(pid: int) -> str:

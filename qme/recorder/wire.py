@@ -2,11 +2,13 @@
 (background.py): the two sides import this, never each other.
 
 Operations go over one pipe as frames of `OP TASK_ID LENGTH\\n` + LENGTH bytes,
-where OP is add or update (the repr() of the task's fields) or output or error
-(bytes to append), and close. Reports come back on a second pipe: lines, each a
-failure (SPOOLING in front when the spool takes what the store would not), and
-two markers: TOOK_FIRST (the store took the first batch: the child then lets go
-of the user's stderr) and SYNCED (the output is all in the store).
+where OP is add, resume (a task another child began and died writing) or update
+(the repr() of the task's fields), output or error (bytes to append), or close.
+Reports come back on a second pipe: lines, each a failure (SPOOLING in front when
+the spool takes what the store would not), and two markers: TOOK_FIRST (the store
+took the first batch: the child then lets go of the user's stderr) and SYNCED
+(the output is all in the store; one follows each finished task's final update,
+so the parent knows which tasks are safe).
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ class CommandCutter:
         self.recorded = 0
         self.stopped: str | None = None  # why recording stopped, once it has
         self.spooling: str | None = None  # why records go to the spool, once they do
+        self.closed: str | None = None  # what the writer said as the session ended
         self.told: set[str] = set()  # the notices shown
 
     def feed(self, data: bytes) -> bytes:
@@ -123,6 +124,8 @@ class CommandCutter:
         self.suspended = self.background = []
         error = self.writer.close()
         self._check_writer()
+        if error and not self.stopped and error != self.spooling:
+            self.closed = error  # e.g. a writer process that died and was replaced
         return self.stopped or error
 
     def untold(self) -> list[str]:
@@ -252,7 +255,7 @@ class CommandCutter:
 
     def _notices(self) -> list[str]:
         stopped = self.stopped and f"recording stopped: {self.stopped}"
-        return [notice for notice in (self.spooling, stopped) if notice]
+        return [notice for notice in (self.spooling, stopped, self.closed) if notice]
 
 
 def _job(jobs: list[tuple[Task, StreamCapture]], spec: str) -> tuple[Task, StreamCapture]:
