@@ -727,7 +727,9 @@ def test_qme_off_on_and_status(world, shells, kind):
     sh.run("qme off", r"qme: recording paused \('qme on' resumes\)")
     sh.run('echo "t""wo"', "two")
     sh.run("qme status", rf"qme: paused \(session {sid}\)".encode())
+    sh.run("qme status --json", rf'{{"recording": false, "session": "{sid}"}}'.encode())
     sh.run("qme on", "qme: recording this shell's commands")
+    sh.run("qme status --json", rf'{{"recording": true, "session": "{sid}"}}'.encode())
     sh.run('echo "th""ree"', "three")
     sh.run("qme run echo run-by-qme", "run-by-qme")
     assert sh.exit() == 0

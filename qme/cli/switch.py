@@ -43,8 +43,11 @@ def run(args) -> int:
     if getattr(args, "json", False):
         import json
 
-        # Without the shell integration loaded, a session records whatever is typed.
-        args.env.out(json.dumps({"recording": bool(session), "session": session or None}))
+        # The hooks pass on whether they record ("SHELL 1"); without them loaded, a
+        # session records whatever is typed.
+        hooks = os.environ.get("QME_HOOKS", "").split()
+        recording = bool(session) and hooks[1:2] != ["0"]
+        args.env.out(json.dumps({"recording": recording, "session": session or None}))
         return OK
     if session:
         args.env.err(

@@ -165,7 +165,10 @@ qme() {
     # shellcheck disable=SC2319 # the status of the user's last command, for `qme on`
     local __qme_last=$? # (a __qme_ name: the snapshot leaves those out)
     case ${1-} in
-        on | off | status) __qme_switch "$1" "$__qme_last" ;;
+        on | off) __qme_switch "$1" "$__qme_last" ;;
+        status) if (($# > 1)); then # status --json: qme says it, told what the hooks know
+            QME_HOOKS="bash $__qme_recording" command qme "$@"
+        else __qme_switch status "$__qme_last"; fi ;;
         doctor) QME_HOOKS="bash $__qme_recording" command qme "$@" ;; # what qme doctor tells
         *) command qme "$@" ;;
     esac

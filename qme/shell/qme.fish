@@ -14,8 +14,14 @@ if status is-interactive; and not set -q __qme_loaded
     function qme
         set -l last $status
         switch "$argv[1]"
-            case on off status
+            case on off
                 __qme_switch $argv[1] $last
+            case status # with --json: qme says it, told what the hooks know
+                if test (count $argv) -gt 1
+                    QME_HOOKS="fish $__qme_recording" command qme $argv
+                else
+                    __qme_switch status $last
+                end
             case doctor # what qme doctor tells
                 QME_HOOKS="fish $__qme_recording" command qme $argv
             case '*'

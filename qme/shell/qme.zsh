@@ -71,7 +71,10 @@ __qme_mark_use() {
 qme() {
     local last=$?
     case ${1-} in
-        on|off|status) __qme_switch "$1" $last ;;
+        on|off) __qme_switch "$1" $last ;;
+        status) if (( $# > 1 )); then # status --json: qme says it, told what the hooks know
+            QME_HOOKS="zsh $__qme_recording" command qme "$@"
+        else __qme_switch status $last; fi ;;
         doctor) QME_HOOKS="zsh $__qme_recording" command qme "$@" ;; # what qme doctor tells
         *) command qme "$@" ;;
     esac
