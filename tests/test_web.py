@@ -893,6 +893,7 @@ FUZZ_VALUES = [
 UNKNOWN_PARAMETERS = ["zz", "LIMIT", "%ff"]
 # A value for each kind of path wildcard in the app's routes (a new kind must add one).
 PATH_SAMPLES = {"task_id": None, "executor": "shell", "stream": None, "path": "qme.js", "name": "x"}
+PATH_SAMPLES["session_id"] = "5e55a0b1-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
 def test_no_query_value_gives_a_500_on_any_route(queue, qme_home):

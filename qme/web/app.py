@@ -32,6 +32,7 @@ from qme.web.hub import Hub
 from qme.web.live import serve_socket
 
 STATIC = Path(__file__).parent / "static"
+PAGES = ("/tasks/", "/executor/", "/sessions/")  # and "/": where ?token= sets the cookie
 
 # Library errors -> HTTP status; the first match wins.
 ERROR_STATUS = [
@@ -78,7 +79,7 @@ def create_app(queue: Queue, token: str, *, hub: Hub | None = None, debug: bool 
         malformed = _malformed(request.environ)
         if malformed:
             raise HTTPError(400, malformed)
-        is_page = request.path == "/" or request.path.startswith(("/tasks/", "/executor/"))
+        is_page = request.path == "/" or request.path.startswith(PAGES)
         if is_page and guard.credential(request.environ) == auth.QUERY:
             raise _enter(guard)
 
@@ -164,6 +165,18 @@ def _library_errors(callback):
     return wrapper
 
 
+# A 401 page asks for the token: sent as ?token= to the same address, it is taken
+# as the link qme start prints is (a cookie set, the token dropped from the address).
+# No style sheet: the dashboard's own needs the token too.
+TOKEN_FORM = (
+    "<p>Paste the token that <code>qme start</code> printed (the end of its address, "
+    "after <code>?token=</code>), or open that address.</p>"
+    '<form method="get"><label>Token <input id="token" name="token" type="password" '
+    'autocomplete="off" autofocus required size="40"></label> '
+    '<button type="submit">Open the dashboard</button></form>'
+)
+
+
 def _error_page(error: HTTPError, debug: bool) -> str:
     """Errors as JSON for the API and scripts, as a short page for browsers. Never
     any data: a 401 says only that the token is missing."""
@@ -180,12 +193,9 @@ def _error_page(error: HTTPError, debug: bool) -> str:
         response.content_type = "application/json"
         return json.dumps({"error": message, "status": error.status_code})
     response.content_type = "text/html; charset=utf-8"
-    hint = (
-        "<p>Open the address that <code>qme start</code> printed: it ends in "
-        "<code>?token=…</code>.</p>"
-        if error.status_code == 401
-        else '<p><a href="/">All tasks</a></p>'
-    )
+    hint = TOKEN_FORM if error.status_code == 401 else '<p><a href="/">All tasks</a></p>'
+    if error.status_code == 401:
+        message = "This dashboard needs its token."
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{error.status_code}'
         f" · qme</title></head><body><h1>{error.status_code}</h1><p>{escape(message)}</p>"

@@ -16,6 +16,7 @@ from bottle import redirect, request
 
 from qme import __version__
 from qme.api import Queue
+from qme.errors import NoSuchTask
 from qme.task import STATUSES
 from qme.web import actions
 from qme.web.hub import summary
@@ -23,6 +24,7 @@ from qme.web.rest import page_links, page_of_tasks
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXECUTOR_NAME = re.compile(r"[a-z0-9_]+")
+SESSION_LIMIT = 2000  # commands a session page shows, oldest first
 
 
 def render(name: str, **values) -> str:
@@ -64,6 +66,20 @@ def install(app, queue: Queue) -> None:
             task=task,
             task_json=json.dumps(record),
             executor_actions=record["actions"],
+        )
+
+    @app.get("/sessions/<session_id>")
+    def session_page(session_id):
+        tasks = queue.list(session=session_id, newest_first=False, limit=SESSION_LIMIT)
+        if not tasks:
+            raise NoSuchTask(f"no task of session '{session_id}'")
+        return render(
+            "session",
+            title=f"session {session_id[:8]}",
+            store=queue.database,
+            session=session_id,
+            tasks=tasks,
+            tasks_json=json.dumps([summary(task) for task in tasks]),
         )
 
     @app.get("/executor/<task_id>")

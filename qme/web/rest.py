@@ -58,6 +58,7 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
     limit = _number(params, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     offset = _number(params, "offset", 0, 0, MAX_OFFSET)
     status = params.get("status") or None
+    session = params.get("session") or None  # a shell session's id (qme on)
     text = (params.get("q") or "").strip()
     known = queue.executor_names()
     if executor is not None and executor not in known:
@@ -70,12 +71,14 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
         raise BadRequest(f"unknown status '{status}' (one of {', '.join(STATUSES)})")
     total = None
     if words(text):
-        hits = queue.search(text, executor=executor, status=status, limit=limit + 1, offset=offset)
+        hits = queue.search(
+            text, executor=executor, status=status, session=session, limit=limit + 1, offset=offset
+        )
         tasks = [{**summary(h.task), "match": {"field": h.field, "line": h.line}} for h in hits]
     else:
-        found = queue.list(executor, status=status, limit=limit + 1, offset=offset)
+        found = queue.list(executor, status=status, session=session, limit=limit + 1, offset=offset)
         tasks = [summary(t) for t in found]
-        total = queue.count(executor, status=status, limit=offset + COUNT_CAP)
+        total = queue.count(executor, status=status, session=session, limit=offset + COUNT_CAP)
     return {
         "tasks": tasks[:limit],
         "offset": offset,
@@ -83,7 +86,7 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
         "more": len(tasks) > limit,
         "total": total,  # None for a search: counting every match costs too much
         "total_exact": total is not None and total < offset + COUNT_CAP,
-        "filters": {"executor": executor, "status": status, "q": text or None},
+        "filters": {"executor": executor, "status": status, "session": session, "q": text or None},
     }
 
 

@@ -194,6 +194,7 @@ class AnsiView {
 AnsiView.ESCAPES = /\x1b\[([0-9;:]*)m|\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1bP[^\x1b]*\x1b\\|\x1b[ -/]*[0-~]|\r(?!$)/g;
 
 AnsiView.PALETTE = [
-  "#3b3b3b", "#e05561", "#8cc265", "#d18f52", "#4aa5f0", "#c162de", "#42b3c2", "#d7dae0",
+  // Black (30, 40) as a grey that shows on the dark panel, as terminals' dark themes do.
+  "#7a8090", "#e05561", "#8cc265", "#d18f52", "#4aa5f0", "#c162de", "#42b3c2", "#d7dae0",
   "#6b7080", "#ff616e", "#a5e075", "#f0a45d", "#4dc4ff", "#de73ff", "#4cd1e0", "#ffffff",
 ];

@@ -51,6 +51,12 @@
     link.title = task.command;
     command.append(link);
     if (task.message) command.append(node("div", "message", task.message));
+    if (task.session) {
+      const session = node("a", "session", `session ${task.session.slice(0, 8)}`);
+      session.href = `/sessions/${encodeURIComponent(task.session)}`;
+      session.title = "the commands of this shell session, in order";
+      command.append(session);
+    }
     if (task.match) command.append(matchLine(task.match));
     const actions = node("td");
     const buttons = node("div", "row-actions");
@@ -63,7 +69,8 @@
     actions.append(buttons);
     tr.append(
       status,
-      cell("exit", qme.exitText(task)),
+      // "sig 15", not "signal 15": the column is narrow (the full word in its title).
+      cell("exit", task.signal ? `sig ${task.signal}` : qme.exitText(task), qme.exitText(task)),
       cell("executor", task.executor),
       command,
       cell("cwd", task.cwd, task.cwd),
@@ -82,7 +89,7 @@
     let text = page.total === null ? "no match" : "no tasks";
     if (shown) {
       text = `${number(page.offset + 1)}–${number(page.offset + shown)}`;
-      if (page.total === null) text += page.more ? " of more" : "";
+      if (page.total === null) text += page.more ? " of more matches" : ` of ${number(page.offset + shown)} matches`;
       else text += ` of ${page.total_exact ? "" : "more than "}${number(page.total)}`;
     }
     $(".pager .count").textContent = text;
@@ -100,7 +107,8 @@
 
   const matches = (task) =>
     (!filters.executor || task.executor === filters.executor) &&
-    (!filters.status || task.status === filters.status);
+    (!filters.status || task.status === filters.status) &&
+    (!filters.session || task.session === filters.session);
 
   function update(task) {
     const shown = tasks.get(task.id);
@@ -160,13 +168,15 @@
     if (done.task) update(done.task);
   });
 
-  // Running tasks' durations tick along.
+  // Running tasks' durations tick along; ages ("3m ago", in the titles) too.
   setInterval(() => {
     for (const tr of body.rows) {
       const task = tasks.get(tr.dataset.id);
-      if (task && qme.active(task)) {
+      if (!task) continue;
+      if (qme.active(task)) {
         tr.querySelector(".duration").textContent = qme.duration(qme.elapsed(task));
       }
+      tr.querySelector(".started").title = qme.ago(task.started);
     }
   }, 1000);
 

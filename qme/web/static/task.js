@@ -227,8 +227,11 @@
     article.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   }
 
+  // A running task's duration every second; the age of any ("3m ago") every 15 s.
+  let ticks = 0;
   setInterval(() => {
-    if (qme.active(task)) renderTask();
+    ticks += 1;
+    if (qme.active(task) || ticks % 15 === 0) renderTask();
   }, 1000);
 
   renderTask();

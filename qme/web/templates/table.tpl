@@ -15,6 +15,10 @@
     <option value="{{name}}" {{'selected' if filters['status'] == name else ''}}>{{name}}</option>
     % end
   </select>
+  % if filters['session']:
+  <input type="hidden" name="session" value="{{filters['session']}}">
+  <a class="session-filter" href="/sessions/{{filters['session']}}">session {{filters['session'][:8]}}</a>
+  % end
   <button type="submit">Show</button>
   % if any(filters.values()):
   <a class="reset" href="/">clear</a>
