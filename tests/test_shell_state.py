@@ -63,6 +63,7 @@ BEFORE = {
         "cd /usr; pushd /tmp; pushd /etc",
         "umask 027; set -U qme_test_universal uni",
         'echo "typed""before"',
+        "sleep 1.1",  # fish leaves out history written in the second its session began
         "false",
     ],
 }

@@ -95,7 +95,9 @@ _HISTORY_LINE = {
 _AFTER = {
     "bash": "\n__qme_install\n" + LOADED,
     "zsh": "\n__qme_install\n" + LOADED,
-    "fish": "\n__qme_install\nbuiltin printf '\\e]6973;qme;L;%s\\a' $fish_pid\n",
+    # fish reads its history file once: merge what the shell `qme on` was typed in
+    # saved just before (`history save` in its hook), or Up-arrow may miss it.
+    "fish": "\n__qme_install\nbuiltin history merge\nbuiltin printf '\\e]6973;qme;L;%s\\a' $fish_pid\n",
 }
 
 

@@ -59,6 +59,7 @@ if status is-interactive; and not set -q __qme_loaded
     # shares by itself) from a snapshot in a private folder, which qme reads and
     # deletes at once.
     function __qme_on --argument-names last
+        builtin history save # fish shares its history through its file: all of it, now
         set -l tmp /tmp
         set -q TMPDIR[1]; and set tmp $TMPDIR
         set -l dir (command mktemp -d $tmp/qme-state.XXXXXXXX 2>/dev/null)
