@@ -574,6 +574,28 @@ class Queue:
         self._attach([hit.task for hit in hits])
         return hits
 
+    def search_count(
+        self,
+        *terms: str,
+        limit: int,
+        executor: str | None = None,
+        status: str | None = None,
+        cwd: str | None = None,
+        session: str | None = None,
+        host: str | None = None,
+    ) -> int:
+        """How many tasks search() finds with the same terms and filters, counting at
+        most limit of them (a cap that keeps counting cheap on huge stores)."""
+        from qme.text import words
+
+        wanted = [w for term in terms for w in words(term)]
+        if not wanted:
+            raise QmeError("nothing to search for: give at least one word")
+        where = {"cwd": cwd, "session": session, "host": host}
+        return self.store.search_count(
+            wanted, limit=limit, executor=executor, status=status, **where
+        )
+
     def redact(self, pattern: str | None = None) -> int:
         """Replace what matches pattern (a regular expression; None: the built-in
         secrets' patterns and the `redact` setting's) by [redacted] in every stored

@@ -146,3 +146,8 @@ def test_a_search_says_how_many_it_shows(page, queue, dashboard):  # noqa: F811
     page.goto(f"{dashboard.base}/?q=needle")
     page.wait_for_selector("tbody tr")
     assert page.inner_text(".pager .count") == "1–2 of 2 matches"
+    for i in range(60):
+        record(queue, f"echo many {i}")
+    page.goto(f"{dashboard.base}/?q=many")
+    page.wait_for_selector("tbody tr")
+    assert page.inner_text(".pager .count") == "1–50 of 60 matches"  # past one page too

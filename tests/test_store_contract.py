@@ -317,6 +317,10 @@ def test_search_filters_status_and_pages(store):
     assert commands(offset=5) == ["echo needle 0"]
     assert commands(status="failed") == ["needle failing"]
     assert commands(status="complete", offset=3) == ["echo needle 1", "echo needle 0"]
+    assert store.search_count(["needle"], limit=100) == 6
+    assert store.search_count(["needle"], limit=4) == 4  # counting stops at the cap
+    assert store.search_count(["needle"], limit=100, status="failed") == 1
+    assert store.search_count(["hay"], limit=100) == 0
 
 
 def test_recent_gives_new_and_running_tasks(store):

@@ -141,6 +141,25 @@ class Store(ABC):
         (a cap keeps counting cheap on huge stores); query.offset is ignored."""
         return len(self.list(query._replace(offset=None)))
 
+    def search_count(
+        self,
+        words: list[str],
+        *,
+        limit: int,
+        executor: str | None = None,
+        status: str | None = None,
+        cwd: str | None = None,
+        session: str | None = None,
+        host: str | None = None,
+    ) -> int:
+        """How many tasks search() finds with the same words and filters, counting at
+        most limit of them (a cap keeps counting cheap on huge stores)."""
+        where = {"cwd": cwd, "session": session, "host": host}
+        hits = self.search(
+            words, executor=executor, status=status, limit=limit, rank=False, **where
+        )
+        return len(hits)
+
     @abstractmethod
     def recent(self, since: float) -> list[Task]:
         """Tasks without their streams that started at or after since, or are not

@@ -459,10 +459,7 @@ class SqliteStore(Store):
         # Whole words, which FTS5 answers newest-first without reading every match;
         # a prefix ('deploy*') must merge all of its words' matches first.
         self._fresh()
-        match = " ".join(
-            '"{}"{}'.format(w.rstrip("*").replace('"', '""'), "*" if w.endswith("*") else "")
-            for w in words
-        )
+        match = _match(words)
         order = "search.rank" if rank else "search.rowid DESC"
         filters = {"executor": executor, "status": status, "cwd": cwd}
         filters.update(session=session, host=host)
@@ -479,6 +476,18 @@ class SqliteStore(Store):
             params,
         )
         return [_hit(row) for row in rows]
+
+    def search_count(
+        self, words, *, limit, executor=None, status=None, cwd=None, session=None, host=None
+    ) -> int:
+        self._fresh()
+        filters = {"executor": executor, "status": status, "cwd": cwd}
+        filters.update(session=session, host=host)
+        extra = "".join(f" AND tasks.{name} = ?" for name, value in filters.items() if value)
+        params = [_match(words), *(value for value in filters.values() if value), limit]
+        join = " JOIN tasks ON tasks.rowid = search.rowid" if extra else ""
+        matching = f"SELECT 1 FROM search{join} WHERE search MATCH ?{extra} LIMIT ?"
+        return self.db.execute(f"SELECT count(*) FROM ({matching})", params).fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -560,6 +569,14 @@ class _Transaction:
                 pass
         if isinstance(exc, sqlite3.Error):
             raise StoreError(str(exc) or type(exc).__name__) from exc
+
+
+def _match(words: list[str]) -> str:
+    """An FTS5 query for every word (a word ending in '*': as a prefix)."""
+    return " ".join(
+        '"{}"{}'.format(w.rstrip("*").replace('"', '""'), "*" if w.endswith("*") else "")
+        for w in words
+    )
 
 
 def _hit(row) -> SearchHit:

@@ -75,6 +75,9 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
             text, executor=executor, status=status, session=session, limit=limit + 1, offset=offset
         )
         tasks = [{**summary(h.task), "match": {"field": h.field, "line": h.line}} for h in hits]
+        total = queue.search_count(
+            text, executor=executor, status=status, session=session, limit=offset + COUNT_CAP
+        )
     else:
         found = queue.list(executor, status=status, session=session, limit=limit + 1, offset=offset)
         tasks = [summary(t) for t in found]
@@ -84,8 +87,8 @@ def page_of_tasks(queue: Queue, params, executor: str | None = None) -> dict:
         "offset": offset,
         "limit": limit,
         "more": len(tasks) > limit,
-        "total": total,  # None for a search: counting every match costs too much
-        "total_exact": total is not None and total < offset + COUNT_CAP,
+        "total": total,
+        "total_exact": total < offset + COUNT_CAP,
         "filters": {"executor": executor, "status": status, "session": session, "q": text or None},
     }
 

@@ -82,15 +82,16 @@
     return tr;
   }
 
-  // "1–50 of 1,234", "… of more than 10,000", or no total for a search.
+  // "1–50 of 1,234", "… of more than 10,000"; for a search "1–50 of 10,000+ matches".
   function showCount() {
     const shown = body.rows.length;
     const number = (n) => n.toLocaleString("en-US");
-    let text = page.total === null ? "no match" : "no tasks";
+    let text = filters.q ? "no match" : "no tasks";
     if (shown) {
       text = `${number(page.offset + 1)}–${number(page.offset + shown)}`;
-      if (page.total === null) text += page.more ? " of more matches" : ` of ${number(page.offset + shown)} matches`;
-      else text += ` of ${page.total_exact ? "" : "more than "}${number(page.total)}`;
+      const total = Math.max(page.total, page.offset + shown);
+      if (filters.q) text += ` of ${number(total)}${page.total_exact ? "" : "+"} matches`;
+      else text += ` of ${page.total_exact ? "" : "more than "}${number(total)}`;
     }
     $(".pager .count").textContent = text;
     $("#empty").hidden = shown > 0;
