@@ -101,13 +101,17 @@ const qme = (() => {
 
   // -- the API --------------------------------------------------------------------------------
 
-  async function call(method, url) {
+  // data, when given, is sent as a JSON body (PATCH).
+  async function call(method, url, data) {
     let response;
+    const headers = { Accept: "application/json" };
+    if (data !== undefined) headers["Content-Type"] = "application/json";
     try {
       response = await fetch(url, {
         method,
         credentials: "same-origin",
-        headers: { Accept: "application/json" },
+        headers,
+        body: data === undefined ? undefined : JSON.stringify(data),
       });
     } catch (error) {
       notify(`the dashboard did not answer (${error.message})`, "error");

@@ -51,6 +51,10 @@
     link.title = task.command;
     command.append(link);
     if (task.message) command.append(node("div", "message", task.message));
+    if (task.tags && task.tags.length) {
+      command.append(node("div", "tags", null));
+      command.lastChild.append(...task.tags.map((tag) => node("span", "tag", tag)));
+    }
     if (task.session) {
       const session = node("a", "session", `session ${task.session.slice(0, 8)}`);
       session.href = `/sessions/${encodeURIComponent(task.session)}`;

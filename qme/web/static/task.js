@@ -219,6 +219,55 @@
     box.querySelector("pre").textContent = text;
   }
 
+  // -- note and tags, edited in place (PATCH /api/tasks/ID) ---------------------------
+
+  const noteText = $("#note-text");
+
+  function renderAnnotations() {
+    const message = $(".headline ~ .message");
+    message.textContent = task.message || "";
+    message.hidden = !task.message;
+    $("#note-editor summary").textContent = task.message ? "Edit the note" : "Add a note";
+    if (document.activeElement !== noteText) noteText.value = task.message || "";
+    $("#tags").replaceChildren(...(task.tags || []).map((tag) => {
+      const chip = node("li", "tag");
+      chip.append(node("span", "name", tag));
+      const remove = node("button", "remove", "×");
+      remove.type = "button";
+      remove.title = `remove the tag ${tag}`;
+      remove.setAttribute("aria-label", `remove the tag ${tag}`);
+      remove.addEventListener("click", () => annotate({ tags: task.tags.filter((t) => t !== tag) }));
+      chip.append(remove);
+      return chip;
+    }));
+  }
+
+  async function annotate(change) {
+    const fresh = await qme.call("PATCH", base, change);
+    if (!fresh) return false;
+    task = { ...task, ...fresh };
+    renderAnnotations();
+    return true;
+  }
+
+  $("#tag-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("#tag-input");
+    const added = input.value.trim().split(/[\s,]+/).filter(Boolean);
+    if (!added.length) return;
+    if (await annotate({ tags: [...(task.tags || []), ...added] })) input.value = "";
+  });
+
+  $("#note-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (await annotate({ note: noteText.value })) {
+      noteText.blur();
+      renderAnnotations();
+      $("#note-editor").open = false;
+      qme.notify("note saved");
+    }
+  });
+
   // -- live -----------------------------------------------------------------------------
 
   function deleted() {
@@ -235,6 +284,7 @@
   }, 1000);
 
   renderTask();
+  renderAnnotations();
   Promise.all(streams.map(fetchStream)).then(() => {
     renderTask();
     qme.connect((message) => {
@@ -243,6 +293,7 @@
         if (mine) {
           task = { ...task, ...mine };
           renderTask();
+          renderAnnotations();
         }
       } else if (message.type === "output" && message.id === task.id) {
         if (!append(message.stream, fromBase64(message.data), message.offset)) {

@@ -15,9 +15,21 @@
       % end
     </div>
   </div>
-  % if task.message:
-  <p class="message">{{task.message}}</p>
-  % end
+  <p class="message"{{'' if task.message else ' hidden'}}>{{task.message or ''}}</p>
+  <div class="annotations">
+    <ul id="tags" class="tags" aria-label="tags"></ul>
+    <form id="tag-form" class="tag-form">
+      <input id="tag-input" name="tag" placeholder="add a tag" maxlength="64" size="12"
+        autocomplete="off" aria-label="add a tag">
+    </form>
+    <details id="note-editor" class="note-editor">
+      <summary>{{'Edit the note' if task.message else 'Add a note'}}</summary>
+      <form id="note-form">
+        <textarea id="note-text" rows="3" aria-label="note">{{task.message or ''}}</textarea>
+        <button type="submit">Save note</button>
+      </form>
+    </details>
+  </div>
   <div class="columns">
     <aside class="meta"><dl id="meta"></dl></aside>
     <div class="main">
