@@ -596,6 +596,13 @@ class Queue:
             wanted, limit=limit, executor=executor, status=status, **where
         )
 
+    def stats(self, since: float | None = None, host: str | None = None):
+        """Counts for the statistics page (qme.store.stats.Stats) over the tasks
+        started at or after since (default: the last 90 days), on host when given."""
+        if since is None:
+            since = time.time() - 90 * 86400
+        return self.store.stats(since, host)
+
     def redact(self, pattern: str | None = None) -> int:
         """Replace what matches pattern (a regular expression; None: the built-in
         secrets' patterns and the `redact` setting's) by [redacted] in every stored

@@ -8,6 +8,7 @@ from collections import namedtuple
 
 from qme.errors import NoSuchTask
 from qme.redact import Redactor, redact_task
+from qme.store.stats import TOP, Stats, stats_of
 from qme.task import Task
 from qme.text import from_stored, to_stored
 
@@ -159,6 +160,11 @@ class Store(ABC):
             words, executor=executor, status=status, limit=limit, rank=False, **where
         )
         return len(hits)
+
+    def stats(self, since: float, host: str | None = None, top: int = TOP) -> Stats:
+        """Counts for the statistics page over the tasks started at or after since
+        (on host, when given; the hosts' counts are over every host): see Stats."""
+        return stats_of(self.list(TaskQuery(since=since)), since, host, top)
 
     @abstractmethod
     def recent(self, since: float) -> list[Task]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import bottle
 from bottle import redirect, request
@@ -18,9 +20,9 @@ from qme import __version__
 from qme.api import Queue
 from qme.errors import NoSuchTask
 from qme.task import STATUSES
-from qme.web import actions
+from qme.web import actions, charts
 from qme.web.hub import summary
-from qme.web.rest import page_links, page_of_tasks
+from qme.web.rest import BadRequest, page_links, page_of_tasks
 
 TEMPLATES = Path(__file__).parent / "templates"
 EXECUTOR_NAME = re.compile(r"[a-z0-9_]+")
@@ -82,6 +84,48 @@ def install(app, queue: Queue) -> None:
             tasks_json=json.dumps([summary(task) for task in tasks]),
         )
 
+    @app.get("/stats")
+    def stats_page():
+        params = request.query.decode()
+        days = _days(params.get("days"))
+        host = params.get("host") or None
+        found = queue.stats(since=time.time() - days * 86400, host=host)
+        daily = [(d[5:], n) for d, n, _ in found.days]
+        rate = [(d[5:], 100 * bad / n) for d, n, bad in found.days]
+        return render(
+            "stats",
+            title="statistics",
+            store=queue.database,
+            stats=found,
+            days=days,
+            host=host,
+            urlencode=urlencode,
+            host_links=[
+                (name, runs, "/stats?" + urlencode({"days": days, "host": name}))
+                for name, runs, _ in found.hosts
+            ],
+            per_day=charts.columns(
+                daily, "tasks per day", overlay=[bad for _, _, bad in found.days]
+            ),
+            failure_rate=charts.line(rate, "failure rate per day", lambda v: f"{v:.0f}%"),
+            most_run=charts.bars([(c, n) for c, n, _ in found.most_run], "most-run commands"),
+            slowest=charts.bars(
+                [(c, mean) for c, _, mean, _ in found.slowest],
+                "slowest commands (mean)",
+                lambda v: f"{v:.1f} s",
+                color="#c08a1e",
+            ),
+        )
+
     @app.get("/executor/<task_id>")
     def queueme_task_page(task_id):  # QueueMe's address for a task's page
         redirect(f"/tasks/{queue.resolve(task_id)}", 301)
+
+
+def _days(raw) -> int:
+    """The ?days= window of the statistics page: 1 to 3650, 90 when not given."""
+    if raw in (None, ""):
+        return 90
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise BadRequest("days must be a number from 1 to 3650")
+    return int(raw)

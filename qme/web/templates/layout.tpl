@@ -20,6 +20,7 @@
   <span id="live" class="live" data-state="connecting" title="live updates">connecting</span>
   <nav>
     <a href="/">Tasks</a>
+    <a href="/stats">Statistics</a>
     <a href="/api/tasks">API</a>
     <a href="/api/openapi.json">OpenAPI</a>
   </nav>
