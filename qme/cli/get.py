@@ -12,7 +12,7 @@ def add_parser(subparsers, name):
         description="Show a task as JSON. ID is a task id, or any unique prefix of the id "
         "or of its uuid part (as 'qme ls' shows it), or a reference: @1 the most recent "
         "task, @2 the one before (in a 'qme on' session, its own commands first; @@N: of "
-        "all tasks). Its note is \"message\", its tags \"tags\". Without ID, on a "
+        'all tasks). Its note is "message", its tags "tags". Without ID, on a '
         "terminal, pick the task from the recent ones; with --last, or when stdin or stdout "
         "is not a terminal, the last task started.",
     )

@@ -97,7 +97,8 @@ _AFTER = {
     "zsh": "\n__qme_install\n" + LOADED,
     # fish reads its history file once: merge what the shell `qme on` was typed in
     # saved just before (`history save` in its hook), or Up-arrow may miss it.
-    "fish": "\n__qme_install\nbuiltin history merge\nbuiltin printf '\\e]6973;qme;L;%s\\a' $fish_pid\n",
+    "fish": "\n__qme_install\nbuiltin history merge\n"
+    "builtin printf '\\e]6973;qme;L;%s\\a' $fish_pid\n",
 }
 
 
