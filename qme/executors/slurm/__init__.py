@@ -347,6 +347,9 @@ def _archive_one(task: Task, found: dict[str, dict], unavailable: bool, now: flo
     done = (
         len(rows) >= expected
         and all(scheduler.status_of(row["state"]) not in ACTIVE for row in rows)
+        # A row without its time limit is one accounting has not finished writing
+        # (a job with none says UNLIMITED or Partition_Limit): ask again next time.
+        and all(row.get("timelimit") for row in rows)
         and not settling
     )
     if done:
