@@ -132,3 +132,18 @@ def test_an_open_queue_reads_a_run_that_just_ended_as_it_ended(queue, qme):
         assert qme("run", "sh", "-c", f"exit {code}").returncode == code
         task = queue.get()
         assert (task.status, task.returncode) == ("failed", code)
+
+
+def test_queueme_run_captures_without_showing(qme_home):
+    """QueueMe's run() kept a command's output out of sight; qme.main's does too,
+    and the record still has every byte."""
+    code = (
+        "import sys; from qme.main import Queue; q = Queue(config_dir=sys.argv[1]); "
+        "t = q.run('sh -c \"echo out-$((6*7)); echo err-$((6*7)) >&2\"'); q.rerun(t.taskid); "
+        "print(q.get(t.taskid).load()['data']['output'], file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(qme_home)], capture_output=True, text=True, check=True
+    )
+    assert "42" not in done.stdout
+    assert done.stderr.strip().endswith("['out-42\\n']"), done.stderr

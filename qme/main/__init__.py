@@ -13,10 +13,12 @@ qme differ: docs/queueme.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shlex
+import sys
 
 from qme.api import Queue as QmeQueue
 from qme.errors import AmbiguousTask, NoSuchTask, QmeError, UnknownExecutor
@@ -103,7 +105,9 @@ class Queue:
         """Run a command (split as a shell would, but run without one, as QueueMe
         did) and record it."""
         argv = shlex.split(command) if isinstance(command, str) else list(command)
-        task = Task(self, self.queue.get(self.queue.run(argv, message=message).id))
+        with _captured_not_shown():
+            done = self.queue.run(argv, message=message)
+        task = Task(self, self.queue.get(done.id))
         bot.info(task.summary())
         return task
 
@@ -112,7 +116,8 @@ class Queue:
         task under the same id (QueueMe's rerun; qme's keeps both)."""
         old = self._get(taskid)
         try:
-            new = self.queue.rerun(old.id, message=message, replace=True)
+            with _captured_not_shown():
+                new = self.queue.rerun(old.id, message=message, replace=True)
             task = Task(self, self.queue.get(new.id))
         except NoSuchTask as exc:
             raise TaskNotFoundError(old.id) from exc
@@ -194,6 +199,32 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task {self.taskid!r}>"
+
+
+@contextlib.contextmanager
+def _captured_not_shown():
+    """QueueMe captured a command's output without showing it. qme's recorder gives
+    the command this process's stdout and stderr, so for the run they point at
+    /dev/null (the record still keeps every byte), while qme's own messages still
+    reach the user through a copy of the real stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    real_stderr = sys.stderr
+    try:
+        sys.stderr = open(os.dup(saved[1]), "w", buffering=1, errors="replace")  # noqa: SIM115
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        sys.stderr.close()
+        sys.stderr = real_stderr
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 class Database:
