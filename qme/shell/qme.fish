@@ -84,7 +84,13 @@ if status is-interactive; and not set -q __qme_loaded
         if set -q files[1]
             set -l any '^(?:'(string join '|' -- (string escape --style=regex -- $files))')$'
             set mine (string match -rv -- $any $names)
-            set maybe (string match -r -- $any $names)
+            # Asking about a name loads its file (tens of ms for fish's ~200): of
+            # fish's own, only the prompt functions a user redefines by hand
+            set -l stock (string replace -r -- '^.*/(.*)\.fish$' '$1' $__fish_data_dir/functions/*.fish)
+            set -l prompts fish_prompt fish_right_prompt fish_greeting fish_title fish_mode_prompt
+            set -l own '^(?:'(string join '|' -- (string escape --style=regex -- $stock))')$'
+            set maybe (string match -r -- $any $names | string match -rv -- $own)
+            set -a maybe (string match -r -- $own $names | string match -r -- '^(?:'(string join '|' -- $prompts)')$')
         end
         if set -q maybe[1]
             set -l dirs '\t(?:'(string join '|' -- (string escape --style=regex -- $fish_function_path))')/[^/]*$'
