@@ -59,6 +59,17 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
+def require_module(name: str, why: str):
+    """The imported module; see unavailable() for when it is missing (scripts/test.sh
+    installs the test extra, so under CI it must be there)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        unavailable(f"{name} is not installed ({why})")
+
+
 def require_program(name: str) -> str:
     """The program's path; see unavailable() for when it is missing."""
     path = shutil.which(name)

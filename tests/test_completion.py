@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pexpect
 import pytest
-from helpers import ok
+from helpers import ok, require_program
 
 SHELLS = {
     "bash": (["bash", "--noprofile", "--norc", "-i"], "PS1='Q''P> '"),
@@ -37,8 +36,7 @@ def script(kind: str) -> str:
 class Shell:
     def __init__(self, kind: str, tmp_path, setup: str):
         argv, prompt = SHELLS[kind]
-        if not shutil.which(argv[0]):
-            pytest.skip(f"{argv[0]} is not installed")
+        require_program(argv[0])
         env = {**os.environ, "TERM": "xterm", "HOME": str(tmp_path)}
         env.pop("QME_SESSION", None)
         self.child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(tmp_path), timeout=20)
@@ -88,8 +86,7 @@ def test_commands_options_and_values_complete_in_a_real_shell(shell):
 
 
 def test_the_bash_script_is_shellcheck_clean(tmp_path):
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed")
+    require_program("shellcheck")
     path = tmp_path / "qme.bash"
     path.write_text(script("bash"))
     result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)

@@ -14,7 +14,7 @@ import time
 
 import pexpect
 import pytest
-from helpers import last_task, ok, one_error_line
+from helpers import last_task, ok, one_error_line, require_module
 from test_shells import shells, world  # noqa: F401 - fixtures
 
 from qme.recorder import capture
@@ -222,7 +222,7 @@ def test_md_output_is_cut_to_the_documented_limit(qme, queue):
 
 
 def test_ipynb_is_a_valid_notebook_with_the_recorded_output(qme, history):
-    nbformat = pytest.importorskip("nbformat")
+    nbformat = require_module("nbformat", "pip install -e '.[test]'")
     notebook = nbformat.reads(export(qme, "--as", "ipynb", "--since", "1h").decode(), 4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]

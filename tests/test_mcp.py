@@ -10,11 +10,14 @@ import os
 import sys
 
 import pytest
+from helpers import require_module
 
 from qme import Queue
 from qme.errors import ConfigError
 
-pytest.importorskip("mcp", reason="qme[mcp] is not installed")
+if sys.version_info < (3, 10):  # the mcp SDK itself needs 3.10: it cannot exist here
+    pytest.skip("the mcp SDK needs Python 3.10 or newer", allow_module_level=True)
+require_module("mcp", "pip install 'qme[mcp]'")
 
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402

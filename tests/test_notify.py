@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import one_error_line, unavailable, wait_for
+from helpers import one_error_line, require_module, unavailable, wait_for
 
 try:
     import pexpect
@@ -53,7 +53,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver(monkeypatch):
-    pytest.importorskip("apprise", reason="apprise is not installed (pip install 'qme[notify]')")
+    require_module("apprise", "pip install 'qme[notify]'")
     found = Receiver()
     monkeypatch.setenv("QME_NOTIFY_URLS", found.url)
     monkeypatch.setenv("QME_NOTIFY_AFTER", "1")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import unavailable, wait_for
+from helpers import require_module, unavailable, wait_for
 from test_notify import Receiver
 from test_slurm import slurm  # noqa: F401 - the fixture that starts Slurm
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def env(slurm, monkeypatch, tmp_path):  # noqa: F811
     if pexpect is None:
         unavailable("pexpect is not installed (pip install -e '.[test]')")
-    pytest.importorskip("apprise", reason="apprise is not installed (pip install 'qme[notify]')")
+    require_module("apprise", "pip install 'qme[notify]'")
     receiver = Receiver()
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))

@@ -133,8 +133,9 @@ def test_a_jobs_accounting_is_archived(qme, queue, tmp_path, with_accounting):
     assert json.loads(ok(qme("get", task["id"])))["data"]["accounting"] == record
     listed = json.loads(ok(qme("ls", "--json")))
     assert [t["data"]["accounting"] for t in listed if t["id"] == task["id"]] == [record]
-    web = pytest.importorskip("qme.web.app", reason="no dashboard (qme/web) here")
-    app = web.create_app(queue, "token-for-tests")
+    from qme.web.app import create_app
+
+    app = create_app(queue, "token-for-tests")
     code, body = call(app, f"/api/tasks/{task['id']}")
     assert code == 200 and json.loads(body)["data"]["accounting"] == record
     code, page = call(app, f"/tasks/{task['id']}")

@@ -67,10 +67,39 @@ class Environment:
         """Print a line on stderr."""
         self.stderr.write(f"{line}\n")
 
+    def binary_stdout(self) -> BinaryOut:
+        """stdout for bytes as they are (a record's output), after what was printed."""
+        return BinaryOut(self.stdout)
+
     def __repr__(self) -> str:
         return "Environment({})".format(
             ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         )
+
+
+class BinaryOut:
+    """A binary stream over a text one: its buffer, or decoding into the stream
+    where it has none (a test's StringIO). A context manager that flushes."""
+
+    def __init__(self, stream):
+        stream.flush()  # what was printed as text comes first
+        self.stream, self.buffer = stream, getattr(stream, "buffer", None)
+
+    def write(self, data: bytes) -> int:
+        if self.buffer is None:
+            self.stream.write(data.decode("utf-8", "replace"))
+        else:
+            self.buffer.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        (self.buffer or self.stream).flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.flush()
 
 
 def wants_colors(stdout_isatty: bool) -> bool:

@@ -49,18 +49,8 @@ def run(args) -> int:
     queueme.hint(args.env, queue)
     task = queue.get(given_or_picked(queue, args, "Show which task?"))
     if args.output or args.error:
-        _write_bytes(args.env.stdout, task.output if args.output else task.error)
+        with args.env.binary_stdout() as out:
+            out.write(task.output if args.output else task.error)
         return OK
     print_json(args.env, queue.queueme_record(task) if args.format == "queueme" else task.to_dict())
     return OK
-
-
-def _write_bytes(stream, data: bytes) -> None:
-    """Bytes as they are to a text stream's buffer (decoded where it has none)."""
-    stream.flush()
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        stream.write(data.decode(errors="replace"))
-    else:
-        buffer.write(data)
-        buffer.flush()

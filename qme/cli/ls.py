@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 
 from qme.cli.env import OK
+from qme.cli.numbers import at_least
 from qme.cli.template import HELP as TEMPLATE_HELP
 from qme.cli.timespec import point_in_time
 from qme.errors import QmeError
 from qme.task import STATUSES
 
 DEFAULT_LIMIT = 30
+
+COUNT = at_least(0, int)  # --limit: 0 or more (0: all)
 
 
 def add_parser(subparsers, name):
@@ -44,7 +47,7 @@ def add_parser(subparsers, name):
     parser.add_argument("--user", help="only tasks recorded by this user (a shared store)")
     parser.add_argument("-t", "--tag", help="only tasks with this tag (qme tag)")
     parser.add_argument(
-        "-n", "--limit", type=count, metavar="N", help=f"how many (default {DEFAULT_LIMIT}; 0: all)"
+        "-n", "--limit", type=COUNT, metavar="N", help=f"how many (default {DEFAULT_LIMIT}; 0: all)"
     )
     parser.add_argument("-r", "--reverse", action="store_true", help="newest first")
     parser.add_argument("--json", action="store_true", help="print JSON (newest first)")
@@ -56,19 +59,6 @@ def add_parser(subparsers, name):
         f"task, oldest first; or {TEMPLATE_HELP}",
     )
     return parser
-
-
-def count(text: str) -> int:
-    """A --limit: a whole number, 0 or more (else a usage error, exit 2)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 0 or more")
-    return value
 
 
 def run(args) -> int:

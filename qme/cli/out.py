@@ -51,18 +51,14 @@ def run(args) -> int:
     task = queue.get(args.id, streams=False) if args.id else queue.recent_task(finished=True)
     streams = ["error"] if args.err else ["output", "error"] if args.all else ["output"]
     env = args.env
-    env.stdout.flush()
-    buffer = getattr(env.stdout, "buffer", None)
+    out = env.binary_stdout()
     if args.all and task.timing:
         pieces = [(stream, data) for _, stream, data in queue.timed_output(task)]
     else:
         pieces = ((s, d) for s in streams for d in queue.stream_output(task, s))  # flat
     kept = dict.fromkeys(streams, 0)
     for stream, data in pieces:
-        if buffer is None:  # a text stream of its own (a test's StringIO)
-            env.stdout.write(data.decode(errors="replace"))
-        else:
-            buffer.write(data)
+        out.write(data)
         kept[stream] += len(data)
     for stream in streams:
         wrote = task.output_size if stream == "output" else task.error_size
@@ -72,6 +68,5 @@ def run(args) -> int:
                 f"qme: task {task.short_id} wrote {wrote} bytes to {name}; its record keeps "
                 "the head and the tail (max_output), with a line saying what was left out"
             )
-    if buffer is not None:
-        buffer.flush()
+    out.flush()
     return OK

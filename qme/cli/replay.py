@@ -8,6 +8,7 @@ import select
 import time
 
 from qme.cli.env import OK
+from qme.cli.numbers import at_least
 
 # What a replay cut short may leave the terminal in, and what undoes it.
 _UNDO = (
@@ -33,13 +34,13 @@ def add_parser(subparsers, name):
     parser.add_argument("id", nargs="?", metavar="TASK", help="default: the last task")
     parser.add_argument(
         "--speed",
-        type=_positive,
+        type=at_least(0, strictly=True),
         default=1.0,
         help="how many times faster than recorded (default 1; 0.5 is half speed)",
     )
     parser.add_argument(
         "--max-wait",
-        type=_positive,
+        type=at_least(0, strictly=True),
         metavar="SECONDS",
         help="no pause longer than this (after --speed)",
     )
@@ -62,7 +63,7 @@ def play(chunks, env, speed: float = 1.0, max_wait: float | None = None) -> bool
     The terminal is put back as it was whatever happens (Ctrl-C, SIGTERM, SIGHUP)."""
     keys = _Keys(env.stdin) if env.stdin_isatty else None
     shown = bytearray()  # what was written, for _restore (only what it looks for)
-    out = _binary(env.stdout)
+    out = env.binary_stdout()
     stopped = False
     try:
         if keys is not None:
@@ -157,31 +158,3 @@ class _Keys:
 
 def _interrupted(signum, frame):
     raise KeyboardInterrupt  # unwinds through play(), which restores the terminal
-
-
-def _positive(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
-    return value
-
-
-def _binary(stream):
-    """stream's buffer (bytes as they are), or an adapter decoding into it."""
-    buffer = getattr(stream, "buffer", None)
-    if buffer is not None:
-        return buffer
-
-    class Decoding:
-        def write(self, data: bytes) -> None:
-            stream.write(data.decode("utf-8", "replace"))
-
-        def flush(self) -> None:
-            stream.flush()
-
-    return Decoding()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qme.cli.env import ERROR, OK
-from qme.cli.ls import count
+from qme.cli.ls import COUNT
 from qme.cli.template import HELP as TEMPLATE_HELP
 
 DEFAULT_LIMIT = 20
@@ -19,7 +19,7 @@ def add_parser(subparsers, name):
     )
     parser.add_argument("terms", nargs="+", metavar="TERM")
     parser.add_argument("--executor", metavar="NAME", help="only tasks of this executor")
-    parser.add_argument("-n", "--limit", type=count, default=DEFAULT_LIMIT, metavar="N")
+    parser.add_argument("-n", "--limit", type=COUNT, default=DEFAULT_LIMIT, metavar="N")
     parser.add_argument(
         "--rank", action="store_true", help="most relevant first (slower on huge stores)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from qme.cli.env import OK
+from qme.cli.numbers import at_least
 from qme.cli.timespec import point_in_time
 
 KINDS = ("jsonl", "json", "sh", "md", "ipynb", "cast")
@@ -59,7 +60,7 @@ def add_parser(subparsers, name):
         parser.add_argument("--json", action="store_true", help="one JSON document (--as json)")
         parser.add_argument(
             "--max-wait",
-            type=_seconds,
+            type=at_least(0),
             metavar="SECONDS",
             help="cast: pauses a player shortens to this (its idle_time_limit)",
         )
@@ -116,7 +117,7 @@ def _export(queue, args) -> int:
         with _open(path, "w", args.env.stdout) as out:
             count = queue.export(out, as_json=kind == "json", tasks=tasks, **filters)
     else:
-        with _open_binary(path, args.env.stdout) as out:
+        with _open_binary(path, args.env) as out:
             count = queue.export_as(out, kind, tasks, max_wait=args.max_wait, **filters)
         if kind == "sh" and path != "-":
             os.chmod(path, os.stat(path).st_mode | 0o100)  # a script its owner can run
@@ -124,44 +125,9 @@ def _export(queue, args) -> int:
     return OK
 
 
-def _seconds(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
-
-
-class _BytesTo:
-    """A binary file over a text stream: its buffer, or decoded where it has none
-    (an in-process Environment's StringIO)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.buffer = getattr(stream, "buffer", None)
-
-    def write(self, data: bytes) -> int:
-        if self.buffer is None:
-            self.stream.write(data.decode("utf-8", "replace"))
-        else:
-            self.buffer.write(data)
-        return len(data)
-
-    def __enter__(self):
-        self.stream.flush()
-        return self
-
-    def __exit__(self, *exc):
-        (self.buffer or self.stream).flush()
-
-
-def _open_binary(path: str, standard):
+def _open_binary(path: str, env):
     if path == "-":
-        return _BytesTo(standard)
+        return env.binary_stdout()
     from qme.errors import QmeError
 
     try:
