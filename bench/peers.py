@@ -67,7 +67,8 @@ def venv(name: str, requirements: tuple[str, ...], stamp: str = "") -> Path:
 
 def _source_stamp() -> str:
     digest = hashlib.sha256()
-    for file in sorted([ROOT / "pyproject.toml", *(ROOT / "qme").rglob("*.py")]):
+    sources = [f for f in (ROOT / "qme").rglob("*") if f.is_file() and f.suffix != ".pyc"]
+    for file in sorted([ROOT / "pyproject.toml", *sources]):  # shell hooks too
         digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 

@@ -61,12 +61,22 @@ def current_user() -> str:
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         if os.environ.get(name):
             return os.environ[name]
-    try:
-        import pwd
+    return _account_name(os.getuid())
 
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        return str(os.getuid())
+
+_ACCOUNT_NAMES: dict[int, str] = {}  # read once per process: a session asks at every command
+
+
+def _account_name(uid: int) -> str:
+    """The password file's name for uid."""
+    if uid not in _ACCOUNT_NAMES:
+        try:
+            import pwd
+
+            _ACCOUNT_NAMES[uid] = pwd.getpwuid(uid).pw_name
+        except (ImportError, KeyError):
+            _ACCOUNT_NAMES[uid] = str(uid)
+    return _ACCOUNT_NAMES[uid]
 
 
 def current_directory() -> str:

@@ -51,6 +51,13 @@ USED = {  # typed in the session -> what it prints
     "infn y": "pre-alias\ninfn:y",
     "echo plain": "plain",
 }
+# A function defined and used on one line: the hooks tell what a line used after it
+# ran, so its rerun has it too.
+ONE_LINE = {
+    "bash": "onel() { echo one-line; }; onel",
+    "zsh": "onel() { echo one-line; }; onel",
+    "fish": "function onel; echo one-line; end; onel",
+}
 
 
 def test_rerun_has_the_aliases_and_functions_of_the_session(world, shells, kind):
@@ -59,12 +66,13 @@ def test_rerun_has_the_aliases_and_functions_of_the_session(world, shells, kind)
     shells.append(sh)
     for line in inside:
         sh.run(line)
-    for line, printed in USED.items():
+    used = {**USED, ONE_LINE[kind]: "one-line"}
+    for line, printed in used.items():
         assert printed.replace("\n", "\r\n").encode() in sh.run(line), line
     sh.run("exit")
     assert sh.exit() in (0, 1)
     tasks = {t.command: t for t in world.tasks()}
-    assert list(USED) == [c for c in commands(world.tasks()) if c in USED]
+    assert list(used) == [c for c in commands(world.tasks()) if c in used]
     assert KEY not in tasks["echo plain"].data  # nothing kept a command does not use
     kept = tasks["infn y"].data[KEY]
     # bash and zsh expand an alias in a function as they define it; fish calls it
@@ -72,7 +80,7 @@ def test_rerun_has_the_aliases_and_functions_of_the_session(world, shells, kind)
         {"infn", "pre"} if kind == "fish" else {"infn"}
     )
     assert "helper" in tasks["prefn x"].data[KEY]["functions"]  # what prefn calls
-    for line, printed in USED.items():
+    for line, printed in used.items():
         task = tasks[line]
         assert (
             task.status == "complete"

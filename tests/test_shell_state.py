@@ -265,4 +265,6 @@ def test_other_prompt_tools_keep_working(world, shells, kind, order):
     if kind == "bash":
         assert b"d=1" in second  # and their DEBUG trap
     assert sh.exit() == 0
-    assert commands(world.tasks()) == [COUNTERS[kind], COUNTERS[kind], "exit"]
+    tasks = world.tasks()
+    assert commands(tasks) == [COUNTERS[kind], COUNTERS[kind], "exit"]
+    assert [t.status for t in tasks[:2]] == ["complete"] * 2

@@ -77,7 +77,6 @@ class CommandCutter:
         self.parser = MarkParser()
         self.recorder = liveness.token()
         self.task: Task | None = None
-        self.history_number: tuple[int, str] | None = None
         self.capture: StreamCapture | None = None
         self.held = b""  # output of the running task not recorded yet (see _output)
         self.in_preamble = False
@@ -85,7 +84,7 @@ class CommandCutter:
         # and those `bg` sent on, whose end the shell does not tell.
         self.suspended: list[tuple[Task, StreamCapture]] = []
         self.background: list[tuple[Task, StreamCapture]] = []
-        self.uses: dict[str, dict[str, str]] = {"a": {}, "f": {}}  # for the next command
+        self.uses: dict[str, dict[str, str]] = {"a": {}, "f": {}}  # the running command's
         self.recorded = 0
         self.stopped: str | None = None  # why recording stopped, once it has
         self.spooling: str | None = None  # why records go to the spool, once they do
@@ -104,8 +103,8 @@ class CommandCutter:
             elif isinstance(item, Uses):
                 self.uses[item.kind][item.name] = item.text
             elif isinstance(item, Start):
-                self._guard(self._start, item)
                 self.uses = {"a": {}, "f": {}}
+                self._guard(self._start, item)
             elif isinstance(item, Loaded):
                 if self.loaded is not None:
                     self._guard(lambda _: self.loaded(), None)
@@ -154,14 +153,6 @@ class CommandCutter:
     def _start(self, mark: Start) -> None:
         if self.task is not None:  # a start with no end: the shell lost one; close it
             self._end(None)
-        if mark.history_number is not None:
-            # bash: the entry seen before (number and line) means the line never
-            # reached the history (`set +o history`), so the line shown is an older
-            # one. (The number alone comes again after the hooks took a line out of
-            # the history for the user's HISTCONTROL.)
-            seen, self.history_number = self.history_number, (mark.history_number, mark.command)
-            if self.history_number == seen:
-                return
         if self.suspended and self._resume(mark.command):
             return
         if self.filter.reason_to_skip(mark.command):
@@ -170,16 +161,12 @@ class CommandCutter:
             self.check_store()
         # No executor: the writer child picks it by the same rules as for `qme run`
         # (`sbatch job.sh` typed here is a Slurm task).
-        # The aliases and functions it uses go with it, so that a rerun has them.
-        uses = self.uses["a"] or self.uses["f"]
-        kind = os.path.basename(self.shell).lstrip("-")
         self.task = Task.begin(
             mark.command,
             [self.shell, "-c", mark.command],
             cwd=mark.cwd,
             session=self.session,
             recorder=self.recorder,
-            data={KEY: definitions(kind, self.uses["a"], self.uses["f"])} if uses else {},
         )
         self.capture = StreamCapture(self.max_output)
         self.held, self.in_preamble = b"", self.fish
@@ -234,6 +221,11 @@ class CommandCutter:
         if task is None:
             return
         task.end(status, signal_in_status(status))
+        # The aliases and functions it used (the hooks tell them just before its end)
+        # go with it, so that a rerun has them.
+        if self.uses["a"] or self.uses["f"]:
+            kind = os.path.basename(self.shell).lstrip("-")
+            task.data[KEY] = definitions(kind, self.uses["a"], self.uses["f"])
         if task.status == STOPPED:  # Ctrl-Z: it goes on when `fg` resumes it
             self.suspended.append((task, self.capture))
         else:

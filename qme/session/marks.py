@@ -9,9 +9,11 @@ A mark is an OSC escape sequence that no terminal acts on:
     ESC ] 6973 ; qme ; E ; <pid> ; T BEL                      the same, the command stopped
                                                               (fish, which says 0 for that)
     ESC ] 6973 ; qme ; L ; <pid> BEL                          the state of `qme on` is loaded
-    ESC ] 6973 ; qme ; D ; <pid> ; <a|f> ; <name> ; <text> BEL  the command about to start
-                                                              uses this alias (a: its value)
-                                                              or function (f: its definition)
+    ESC ] 6973 ; qme ; D ; <pid> ; <a|f> ; <name> ; <text> BEL  the command that ran uses
+                                                              this alias (a: its value) or
+                                                              function (f: its definition),
+                                                              as they are after it; between
+                                                              its S and its E
     ESC ] 6973 ; qme ; <anything else> BEL                    not for the proxy (bash's PS0
                                                               restores history settings in one)
 
@@ -32,7 +34,7 @@ from collections import namedtuple
 PREFIX = b"\x1b]6973;qme;"
 END = b"\x07"
 MAX_MARK = 1 << 20  # a "mark" longer than this is not one: pass it through as output
-_HISTORY_LINE = re.compile(r"\s*(\d+)\*?  (.*?)\n?\Z", re.S)
+_HISTORY_LINE = re.compile(r"\s*\d+\*?  (.*?)\n?\Z", re.S)
 
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -44,8 +46,8 @@ def decode(field: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-# A command starts in cwd; history_number only from bash.
-Start = namedtuple("Start", "pid cwd command history_number")
+# A command starts in cwd.
+Start = namedtuple("Start", "pid cwd command")
 # The shell is about to show a prompt; status is the last command's exit status.
 End = namedtuple("End", "pid status")
 # The session shell has loaded the state `qme on` carried over (state.py).
@@ -81,10 +83,10 @@ def parse_mark(body: bytes) -> Start | End | Loaded | Uses | None:
             line = command.decode("utf-8", errors="replace").replace("\r\n", "\n")
             match = _HISTORY_LINE.match(line)
             if match:
-                return Start(pid, decode(cwd), match.group(2), int(match.group(1)))
+                return Start(pid, decode(cwd), match.group(1))
         elif form == b"c":
             # Also printed through the pty: a multi-line command's \n came back as \r\n.
-            return Start(pid, decode(cwd), decode(command).replace("\r\n", "\n"), None)
+            return Start(pid, decode(cwd), decode(command).replace("\r\n", "\n"))
     return None
 
 

@@ -4,18 +4,24 @@
 #
 # Outside a qme session this only defines the `qme` function below. Inside one
 # (`qme on`), the hooks print invisible marks that qme's session proxy turns into
-# one task per command: PS0 prints where a command starts (one subshell, to read
-# the line from history), PROMPT_COMMAND where it ends (builtins only). They
+# one task per command: PS0 prints where a command starts (one subshell, which
+# prints the line from history), PROMPT_COMMAND where it ends (builtins only). They
 # never touch $? or PIPESTATUS, and if qme is missing they do nothing.
 # shellcheck shell=bash
 
-# Interactive shells only, and only once.
+# Interactive shells only, and loaded once: sourced again (the session's rc file
+# does, after the user's, which may have set PROMPT_COMMAND since), it only puts
+# its hooks back in place.
 [[ $- == *i* ]] || return 0
-[[ -n ${__qme_loaded-} ]] && return 0
+if [[ -n ${__qme_loaded-} ]]; then
+    __qme_install
+    return 0
+fi
 __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
-__qme_hc='' __qme_hi='' __qme_blank=0
+__qme_hc='' __qme_hi='' __qme_blank=0 __qme_s=()
+
 
 # Percent-encode what could end or break a mark: '%', ESC, BEL and ';'.
 __qme_encode() {
@@ -26,48 +32,65 @@ __qme_encode() {
 }
 
 # Runs in PS0's command substitution: a subshell, so it cannot change the shell.
-# The line is in the history whatever HISTCONTROL and HISTIGNORE say (see
-# __qme_history_rules); whether they would have kept it out is decided here and
-# left in a file for __qme_precmd, which takes it out of the history.
+# It prints the start mark with the line straight from the history; PS0 keeps
+# what it prints in __qme_s[N] (N: the entry's number, \!) for __qme_after, in the
+# shell itself (so there is no second subshell or file to read the line). Every line is in the history whatever
+# HISTCONTROL and HISTIGNORE say (see __qme_history_rules), unless the history is
+# off (`set +o history`): then the line cannot be known, and the command is not
+# recorded. When __qme_drop_if needs the entry before, a mark the proxy ignores
+# holds the last two.
 __qme_preexec() {
-    local line='' previous
-    if [[ -n ${QME_SESSION_DIR-} ]]; then # the line, without a subshell of its own
-        __qme_capture builtin history 1
-        line=$__qme_captured
-        [[ $line =~ ^\ *[0-9]+\*?\ \ (.*)$ ]] && __qme_uses "${BASH_REMATCH[1]}"
-    else
-        line=$(HISTTIMEFORMAT='' builtin history 1)
-    fi
+    [[ -o history ]] || return 0
     __qme_encode "$PWD"
-    printf '\e]6973;qme;S;%s;%s;h;%s\a' "$$" "$__qme_encoded" "$line"
-    [[ -n $__qme_hc$__qme_hi && -n ${QME_SESSION_DIR-} ]] || return 0
-    local entry='^ *([0-9]+)\*?  (.*)$'
-    line=$(HISTTIMEFORMAT='' builtin history 2) || return 0
-    if [[ $line =~ ${entry%$}$'\n'${entry#^} ]]; then
-        previous=${BASH_REMATCH[2]}
-        __qme_drop_if "${BASH_REMATCH[3]}" "${BASH_REMATCH[4]}" "$previous"
-    elif [[ $line =~ $entry ]]; then
-        __qme_drop_if "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" ""
-    fi
+    printf '\e]6973;qme;S;%s;%s;h;' "$$" "$__qme_encoded"
+    HISTTIMEFORMAT='' builtin history 1
+    printf '\a'
+    __qme_needs_previous || return 0
+    printf '\e]6973;qme;P;'
+    HISTTIMEFORMAT='' builtin history 2
+    printf '\a'
+}
+
+# After a recorded command ($1: the marks __qme_preexec printed), in the shell
+# itself: a mark for each alias and function its line used, as they are now that
+# it ran; then the user's HISTCONTROL and HISTIGNORE applied to its history entry.
+__qme_after() {
+    local entry=${1#$'\e]6973;qme;S;'*;*;h;}
+    entry=${entry%%$'\a'*}
+    __qme_entry "$entry"
+    __qme_uses "$__qme_line" 3>&1 >/dev/null
+    [[ -n $__qme_hc$__qme_hi ]] && __qme_drop_if "$entry" "$1"
+}
+
+# The number and line of a history entry as `history` prints it ("   42* line"),
+# in __qme_number and __qme_line.
+__qme_entry() {
+    __qme_line=${1%$'\n'}
+    __qme_line=${__qme_line#"${__qme_line%%[! ]*}"}
+    __qme_number=${__qme_line%%[!0-9]*}
+    __qme_line=${__qme_line#"$__qme_number"}
+    __qme_line=${__qme_line#\*}
+    __qme_line=${__qme_line#  }
 }
 
 # A mark for each alias and function the line $1 uses (and those use in turn), so
-# that a rerun of the command has them (qme/session/rerun.py). In PS0's subshell.
+# that a rerun of the command has them (qme/session/rerun.py); on fd 3, as stdout
+# is /dev/null for `declare -F`.
 __qme_uses() {
-    local IFS=$' \t\n;&|()<>{}`"\'$=' todo=("$1") word text seen=' '
-    set -f
+    local - IFS=$' \t\n;&|()<>{}`"\'$=' todo=("$1") word text seen=' '
+    set -f # (`local -`: for this function only)
     while ((${#todo[@]})); do
         text=${todo[0]}
         todo=("${todo[@]:1}")
         for word in $text; do
-            [[ $seen == *" $word "* || $word == *[][*@\\]* || $word == qme || $word == __qme_* ]] &&
-                continue
+            [[ -z $word || $seen == *" $word "* || $word == *[][*@\\]* || $word == qme ||
+                $word == __qme_* ]] && continue
             seen+="$word "
             if [[ -n ${BASH_ALIASES[$word]+set} ]]; then
                 __qme_mark_use a "$word" "${BASH_ALIASES[$word]}"
                 todo+=("${BASH_ALIASES[$word]}")
             fi
-            if builtin declare -F -- "$word" >/dev/null; then
+            if builtin declare -F -- "$word"; then
                 __qme_capture builtin declare -f -- "$word"
                 text=$__qme_captured
                 __qme_mark_use f "$word" "$text"
@@ -78,7 +101,7 @@ __qme_uses() {
 }
 
 # What a command prints, in __qme_captured, through a file in the session's private
-# folder: a $(...) would be one more subshell. The file is never truncated (ext4
+# folder: a $(...) would be a subshell. The file is never truncated (ext4
 # writes a file truncated and written again out at once, ~2 ms): a NUL ends it.
 # (Opened on 3, then 1: `declare -f`, so a snapshot, prints `1<>` as `<>`, stdin.)
 __qme_capture() {
@@ -92,47 +115,57 @@ __qme_mark_use() {
     name=$__qme_encoded
     __qme_encode "$3"
     __qme_encoded=${__qme_encoded//$'\r'/%0D}
-    printf '\e]6973;qme;D;%s;%s;%s;%s\a' "$$" "$1" "$name" "${__qme_encoded//$'\n'/%0A}"
+    printf '\e]6973;qme;D;%s;%s;%s;%s\a' "$$" "$1" "$name" "${__qme_encoded//$'\n'/%0A}" >&3
 }
 
-# Would the user's HISTCONTROL and HISTIGNORE have kept history entry $1 (the
-# line $2, after the line $3) out? Then say so to __qme_precmd.
+# Do the user's ignoredups or HISTIGNORE's `&` compare a line with the one before?
+__qme_needs_previous() {
+    [[ ":$__qme_hc:" == *:ignoredups:* || ":$__qme_hc:" == *:ignoreboth:* || $__qme_hi == *\&* ]]
+}
+
+# Would the user's HISTCONTROL and HISTIGNORE have kept the last history entry
+# ($1 as printed; its number and line in __qme_number and __qme_line; $2 the
+# marks) out? Then it goes.
 __qme_drop_if() {
-    local pattern patterns=$__qme_hi: drop=
+    local number=$__qme_number line=$__qme_line previous='' pattern patterns=$__qme_hi: drop=''
+    if [[ $2 == *$'\a\e]6973;qme;P;'* ]]; then # the last two entries
+        previous=${2#*$'\a\e]6973;qme;P;'}
+        previous=${previous%$'\a'}
+        __qme_entry "${previous%"$1"}"
+        previous=$__qme_line
+    fi
     case ":$__qme_hc:" in
-        *:ignorespace:* | *:ignoreboth:*) [[ $2 == [[:space:]]* ]] && drop=1 ;;
+        *:ignorespace:* | *:ignoreboth:*) [[ $line == [[:space:]]* ]] && drop=1 ;;
     esac
     case ":$__qme_hc:" in
-        *:ignoredups:* | *:ignoreboth:*) [[ $2 == "$3" ]] && drop=1 ;;
+        *:ignoredups:* | *:ignoreboth:*) [[ $line == "$previous" ]] && drop=1 ;;
     esac
     while [[ -z $drop && -n $patterns ]]; do
         pattern=${patterns%%:*}
         patterns=${patterns#*:}
-        pattern=${pattern//&/"$3"}
+        pattern=${pattern//&/"$previous"}
         # shellcheck disable=SC2053 # a pattern, as bash matches HISTIGNORE
-        [[ -n $pattern && $2 == $pattern ]] && drop=1
+        [[ -n $pattern && $line == $pattern ]] && drop=1
     done
-    [[ -n $drop ]] && printf '%s' "$1" >|"$QME_SESSION_DIR/drop.$$"
+    [[ -z $drop ]] || builtin history -d "$number" 2>/dev/null
 }
 
 __qme_precmd() {
     local status=$?
-    printf '\e]6973;qme;E;%s;%s\a' "$$" "$status"
     __qme_history_rules
+    if ((${#__qme_s[@]})); then # PS0 showed a command's start
+        [[ -z ${__qme_s[-1]} ]] || __qme_after "${__qme_s[-1]}"
+        __qme_s=()
+    fi
+    printf '\e]6973;qme;E;%s;%s\a' "$$" "$status"
     [[ $PS0 == *"$__qme_ps0"* || $__qme_recording != 1 ]] || PS0=$PS0$__qme_ps0
     return "$status"
 }
 
 # Every line must reach the history for PS0 to read it: while a line is read,
 # HISTCONTROL and HISTIGNORE are empty; the user's values come back in PS0 (in
-# the shell itself, by parameter expansion) and are applied here.
+# the shell itself, by parameter expansion) and __qme_after applies them.
 __qme_history_rules() {
-    local number
-    if [[ -n ${QME_SESSION_DIR-} && -s $QME_SESSION_DIR/drop.$$ ]]; then
-        IFS= read -r number <"$QME_SESSION_DIR/drop.$$"
-        : >|"$QME_SESSION_DIR/drop.$$"
-        [[ $number == +([0-9]) ]] && builtin history -d "$number" 2>/dev/null
-    fi
     [[ $__qme_recording == 1 ]] || return 0
     if [[ $__qme_blank != 1 ]]; then # a command ran: what is there is the user's
         __qme_hc=${HISTCONTROL-} __qme_hi=${HISTIGNORE-}
@@ -145,7 +178,7 @@ __qme_history_rules() {
 # The user's history settings are back before the command runs (inside a mark:
 # the expansions print their values).
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='$({ __qme_preexec; } 2>/dev/null)\e]6973;qme;R;${__qme_hc:+${HISTCONTROL:=$__qme_hc}};${__qme_hi:+${HISTIGNORE:=$__qme_hi}};$((__qme_blank=0))\a'
+__qme_ps0='${__qme_s[\!]:=$({ __qme_preexec; } 2>/dev/null)}\e]6973;qme;R;${__qme_hc:+${HISTCONTROL:=$__qme_hc}};${__qme_hi:+${HISTIGNORE:=$__qme_hi}};$((__qme_blank=0))\a'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {

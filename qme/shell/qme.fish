@@ -142,14 +142,13 @@ if status is-interactive; and not set -q __qme_loaded
             test $__qme_recording = 1; or return 0
             # Percent-encoded (all but letters, digits and a few marks): nothing in
             # them can end or break the mark, and no pipe (a thread) is needed.
-            __qme_uses $argv[1]
             printf '\e]6973;qme;S;%s;%s;c;%s\a' $fish_pid \
                 (string escape --style=url -- $PWD) (string escape --style=url -- $argv[1])
         end
 
         # A mark for each function (an alias is one) the line uses, and those use in
-        # turn, so that a rerun of the command has them (qme/session/rerun.py);
-        # autoloaded ones load again by themselves.
+        # turn, as they are after it ran, so that a rerun of the command has them
+        # (qme/session/rerun.py); autoloaded ones load again by themselves.
         function __qme_uses --argument-names line
             set -l todo $line
             set -l seen qme
@@ -184,6 +183,7 @@ if status is-interactive; and not set -q __qme_loaded
                     set last T
                 end
             end
+            test $__qme_recording = 1; and __qme_uses $argv[1]
             printf '\e]6973;qme;E;%s;%s\a' $fish_pid $last
         end
     end

@@ -11,6 +11,7 @@
 (( ${+__qme_loaded} )) && return 0
 typeset -g __qme_loaded=1
 typeset -g __qme_recording=${QME_SESSION_RECORD:-0}
+typeset -g __qme_line= # the recorded command's line, till its end
 
 # Percent-encode what could end or break a mark: '%', ESC, BEL and ';'.
 __qme_encode() {
@@ -26,18 +27,23 @@ __qme_preexec() {
     { setopt localoptions noxtrace; } 2>/dev/null
     [[ $__qme_recording == 1 ]] || return 0
     local cwd
-    __qme_uses "$1"
+    __qme_line=$1
     __qme_encode "$PWD"; cwd=$REPLY
     __qme_encode "$1"
     printf '\e]6973;qme;S;%s;%s;c;%s\a' "$$" "$cwd" "$REPLY"
 }
 
 __qme_precmd() {
+    if [[ -n $__qme_line ]]; then
+        __qme_uses "$__qme_line"
+        __qme_line=
+    fi
     printf '\e]6973;qme;E;%s;%s\a' "$$" "$1"
 }
 
-# A mark for each alias and function the line $1 uses (and those use in turn), so
-# that a rerun of the command has them (qme/session/rerun.py).
+# A mark for each alias and function the line $1 uses (and those use in turn), as
+# they are after it ran, so that a rerun of the command has them
+# (qme/session/rerun.py).
 __qme_uses() {
     local -a todo words
     local word name seen=' '
