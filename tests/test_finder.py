@@ -6,6 +6,7 @@ zsh or fish prompt line without running it."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pexpect
@@ -108,6 +109,25 @@ def test_history_escape_prints_nothing(history):
     child.close()
     assert child.exitstatus == 130
     assert b"$ echo" not in child.before.split(b"\x1b[?1049l")[-1]
+
+
+def test_history_without_a_terminal_says_so_in_one_line(qme_home):
+    """No controlling terminal and no terminal on stdin/stdout (a cron job, a pipe):
+    one line, no traceback, no prompt_toolkit warning."""
+    with Queue(config_dir=qme_home) as queue:
+        queue.run(["true"])
+    done = subprocess.run(
+        [sys.executable, "-m", "qme", "history"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        start_new_session=True,  # no controlling terminal: /dev/tty cannot open
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("qme: error: the search screen needs a terminal")
+    assert done.stderr.count("\n") == 1
 
 
 BIND = {

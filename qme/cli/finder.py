@@ -460,15 +460,20 @@ class Finder:
 
 def _terminal() -> dict:
     """The Application's input and output on the controlling terminal (/dev/tty), so
-    that stdout may be a pipe ($(qme history) in the shell's binding)."""
+    that stdout may be a pipe ($(qme history) in the shell's binding); else stdin
+    and stdout, when they are a terminal."""
     from prompt_toolkit.input import create_input
     from prompt_toolkit.output import create_output
 
     try:
         tty_in = open("/dev/tty")  # noqa: SIM115 (open while the app runs; closed by exit)
         tty_out = open("/dev/tty", "w")  # noqa: SIM115
-    except OSError:
-        return {}
+    except OSError as exc:
+        if os.isatty(0) and os.isatty(1):
+            return {}
+        from qme.errors import QmeError
+
+        raise QmeError(f"the search screen needs a terminal, and there is none ({exc})") from None
     return {"input": create_input(tty_in), "output": create_output(tty_out)}
 
 
