@@ -268,3 +268,26 @@ def test_other_prompt_tools_keep_working(world, shells, kind, order):
     tasks = world.tasks()
     assert commands(tasks) == [COUNTERS[kind], COUNTERS[kind], "exit"]
     assert [t.status for t in tasks[:2]] == ["complete"] * 2
+
+
+REPLACE_HOOKS = {"bash": "PROMPT_COMMAND='true'", "zsh": "precmd_functions=()"}
+
+
+@pytest.mark.parametrize("shell", list(REPLACE_HOOKS))
+def test_hooks_replaced_in_the_session_are_told_and_qme_on_puts_them_back(world, shells, shell):
+    """Something typed in the session (an rc file sourced again) replaces the
+    prompt hooks: the user is told once, and `qme on` puts them back."""
+    require_program(shell)
+    sh = world.session(shell)
+    shells.append(sh)
+    sh.run(REPLACE_HOOKS[shell])
+    warned = sh.run("echo one")  # the line above had no end mark already
+    sh.run("echo two")
+    sh.run("qme on", "qme: recording this shell's commands")
+    sh.run("(exit 4)")
+    assert sh.exit() == 0
+    assert warned.count(b"qme: warning: the shell's prompt hook did not run") == 1
+    assert sh.shown.count(b"prompt hook did not run") == 1
+    by_command = {t.command: t for t in world.tasks()}
+    assert by_command["(exit 4)"].status == "failed"
+    assert by_command["(exit 4)"].returncode == 4

@@ -89,6 +89,7 @@ class CommandCutter:
         self.stopped: str | None = None  # why recording stopped, once it has
         self.spooling: str | None = None  # why records go to the spool, once they do
         self.closed: str | None = None  # what the writer said as the session ended
+        self.hook_lost: str | None = None  # the end mark stopped coming, once it has
         self.told: set[str] = set()  # the notices shown
 
     def feed(self, data: bytes) -> bytes:
@@ -105,6 +106,7 @@ class CommandCutter:
             elif isinstance(item, Start):
                 self.uses = {"a": {}, "f": {}}
                 self._guard(self._start, item)
+                shown.append(self._notice())  # if the end mark stopped coming
             elif isinstance(item, Loaded):
                 if self.loaded is not None:
                     self._guard(lambda _: self.loaded(), None)
@@ -151,7 +153,11 @@ class CommandCutter:
                 self.stopped = error
 
     def _start(self, mark: Start) -> None:
-        if self.task is not None:  # a start with no end: the shell lost one; close it
+        if self.task is not None:  # a start with no end: the prompt hook no longer runs
+            self.hook_lost = (
+                "the shell's prompt hook did not run (PROMPT_COMMAND or precmd_functions "
+                "replaced?), so exit statuses are unknown; 'qme on' puts qme's hooks back"
+            )
             self._end(None)
         if self.suspended and self._resume(mark.command):
             return
@@ -247,7 +253,8 @@ class CommandCutter:
 
     def _notices(self) -> list[str]:
         stopped = self.stopped and f"recording stopped: {self.stopped}"
-        return [notice for notice in (self.spooling, stopped, self.closed) if notice]
+        notices = (self.spooling, stopped, self.closed, self.hook_lost)
+        return [notice for notice in notices if notice]
 
 
 def _job(jobs: list[tuple[Task, StreamCapture]], spec: str) -> tuple[Task, StreamCapture]:

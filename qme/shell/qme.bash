@@ -216,7 +216,11 @@ __qme_switch() {
         return
     fi
     case $1 in
-        on) __qme_set_recording 1; echo "qme: recording this shell's commands" >&2 ;;
+        on) # the hooks back in place too, if something replaced PROMPT_COMMAND
+            __qme_recording=1
+            __qme_install
+            echo "qme: recording this shell's commands" >&2
+            ;;
         off) __qme_set_recording 0; echo "qme: recording paused ('qme on' resumes)" >&2 ;;
         status)
             if [[ $__qme_recording == 1 ]]; then

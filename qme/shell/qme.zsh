@@ -99,7 +99,7 @@ __qme_switch() {
         return
     fi
     case $1 in
-        on) __qme_recording=1; print -u2 "qme: recording this shell's commands" ;;
+        on) __qme_recording=1; __qme_install; print -u2 "qme: recording this shell's commands" ;;
         off) __qme_recording=0; print -u2 "qme: recording paused ('qme on' resumes)" ;;
         status)
             if [[ $__qme_recording == 1 ]]; then
