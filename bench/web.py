@@ -4,7 +4,8 @@ page and API latency, push latency from a task finishing to a websocket client, 
 
     python bench/web.py [--tasks 1000000] [--runs 30] [--pushes 20] [--clients 200]
 
-Targets: table page and /api/tasks under 100 ms of server time; a finished task
+Targets: table page and /api/tasks under 100 ms of server time, the statistics page
+(90 days, a quarter of the store) under 200 ms; a finished task
 pushed in under 1 s (default QME_SOCKET_UPDATE_SECONDS); 200 clients without errors.
 Standard library only: the websocket client below is the few lines a benchmark needs.
 """
@@ -29,6 +30,7 @@ import gen_tasks
 import peers
 
 TARGET_MS = 100
+TARGETS_MS = {"/stats": 200}  # pages with a target of their own
 PUSH_TARGET_S = 1.0
 TOKEN = "bench-token"
 
@@ -217,6 +219,7 @@ def main() -> None:
             f"/api/tasks?q={meta['common_word']}",
         ),
         ("task page `/tasks/ID`", f"/tasks/{some_id}"),
+        ("statistics page `/stats` (90 days; target 200 ms)", "/stats"),
         ("`/api/tasks/ID`", f"/api/tasks/{some_id}"),
     ]
     small = Dashboard(venv, empty)
@@ -228,15 +231,16 @@ def main() -> None:
     for label, path in pages:
         client_med, client_min, server_med = timed(big, path, args.runs)
         base = baseline.get(path)
+        target = TARGETS_MS.get(path, TARGET_MS)
         rows.append(
             [
                 label,
                 f"{client_med:.1f}",
                 f"{client_min:.1f}",
                 f"{server_med:.1f}",
-                f"{server_med / TARGET_MS:.2f}×",
+                f"{server_med / target:.2f}×",
                 f"{client_med / base[0]:.1f}×" if base else "",
-                "yes" if server_med < TARGET_MS else "**no**",
+                "yes" if server_med < target else "**no**",
             ]
         )
 
@@ -263,9 +267,9 @@ def main() -> None:
                 "median ms",
                 "min ms",
                 "server ms (median)",
-                f"server / {TARGET_MS} ms",
+                "server / target",
                 "vs 1-task store",
-                f"< {TARGET_MS} ms",
+                "under target",
             ],
             rows,
         )

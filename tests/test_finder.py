@@ -185,3 +185,45 @@ def test_the_rerun_picker_searches_past_the_200_newest(qme_home, history):
         assert queue.get(streams=False).rerun_of == history["old"]
     finally:
         queue.close()
+
+
+def test_a_store_from_before_word_starts_were_indexed_finds_them(tmp_path):
+    """A store made before the search index kept the starts of words is rebuilt
+    once when opened: typing 'mak' then finds the make tasks, newest first, and
+    whole words are found as before."""
+    import sqlite3
+    import time
+
+    from qme.store import sqlite as sqlite_store
+    from qme.task import Task
+
+    path = tmp_path / "qme.db"
+    before = next(
+        i
+        for i, step in enumerate(sqlite_store.MIGRATIONS)
+        if callable(step) and "_index_prefixes" in step.__code__.co_names
+    )
+    db = sqlite3.connect(path, isolation_level=None)
+    for step in sqlite_store.MIGRATIONS[:before]:
+        step(db) if callable(step) else db.executescript(step)
+    db.execute(f"PRAGMA user_version = {before}")
+    now = time.time()
+    for age, command in enumerate(["make test", "git push", "make all", "echo maker"]):
+        task = Task(
+            id=f"shell-{age}",
+            executor="shell",
+            command=command,
+            argv=command.split(),
+            cwd="/tmp",
+            user="ada",
+            host="box",
+            started=now - age,
+        )
+        sqlite_store._insert(db, task, streams=False)
+    db.close()
+    with Queue(config_dir=tmp_path) as queue:
+        scope = Scope(cwd="/tmp", session="", host="box")
+        found = [f.task.command for f in find(queue, "mak", set(), scope)]
+        assert found == ["make test", "make all", "echo maker"]
+        assert [f.task.command for f in find(queue, "push ", set(), scope)] == ["git push"]
+        assert queue.store.schema_version() == len(sqlite_store.MIGRATIONS)

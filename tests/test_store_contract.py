@@ -416,3 +416,47 @@ def test_redact_scrubs_commands_output_and_the_search_index(store):
     assert store.redact(Redactor()) == 0  # nothing left
     assert store.redact(Redactor(["harmless"], builtin=False)) == 1
     assert store.get(other.id).command == "echo [redacted]"
+
+
+def test_stats_count_the_same_in_every_store(store):
+    """The statistics page's numbers (per day, per host, most-run, slowest) are the
+    plain count over the tasks, whatever the store: commands and hosts that differ
+    only in case or after their first 1024 bytes are counted apart, text that is
+    not UTF-8 comes back as it went in, tasks before the window are left out."""
+    from qme.store.stats import stats_of
+
+    now = float(int(time.time()))
+    long = "echo " + "x" * 1100
+    made = []
+    for days_ago, seconds, command, host, status in [
+        (0, 2.5, "make test", "box", "failed"),
+        (0, 0.5, "make test", "box", "complete"),
+        (0, 1.0, "Make Test", "Box", "complete"),
+        (1, 4.0, "make test", "gpu1", "failed"),
+        (1, None, "sleep 30", "gpu1", "running"),
+        (2, 0.25, long + "a", "box", "complete"),
+        (2, 0.75, long + "b", "box", "complete"),
+        (2, 8.0, "echo $'\\xff' \udcfe", "box\udcfe", "complete"),
+        (40, 1.0, "too old", "box", "failed"),
+    ]:
+        started = now - days_ago * 86400 - 1.5
+        task = make_task(command, started=started, host=host, status=status)
+        if seconds is not None:
+            task.ended = started + seconds
+        store.add(task)
+        made.append(task)
+    since = now - 30 * 86400
+    for host in (None, "box", "gpu1", "nowhere"):
+        expected = stats_of(made, since, host)
+        got = store.stats(since, host)
+        assert (got.days, got.hosts, got.most_run) == (
+            expected.days,
+            expected.hosts,
+            expected.most_run,
+        ), host
+        assert got.slowest == expected.slowest, host
+    everything = store.stats(since)
+    assert (everything.tasks, everything.failed) == (8, 2)
+    assert everything.hosts[0] == ("box", 4, 1)
+    assert ("make test", 3, 2) in everything.most_run and ("Make Test", 1, 0) in everything.most_run
+    assert everything.slowest[0] == ("echo $'\\xff' \udcfe", 1, 8.0, 8.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 
 import sqlalchemy as sa
 
@@ -38,6 +39,7 @@ from qme.store.sqlschema import (
     search_table,
     tasks,
 )
+from qme.store.stats import FAILED, TOP, Stats, stats_of_groups, window_days
 from qme.task import PENDING, RUNNING, STREAMS, Task
 from qme.text import first_match, from_stored, searchable, shown, to_stored, word_pattern
 
@@ -328,6 +330,51 @@ class SqlStore(Store):
     def data_version(self) -> object:
         with self.reader.connect() as conn:
             return conn.execute(sa.select(meta.c.value).where(meta.c.name == "changes")).scalar()
+
+    @_guarded
+    def stats(self, since: float, host: str | None = None, top: int = TOP) -> Stats:
+        # Grouped by the server; on MySQL by the commands' and hosts' bytes, which
+        # its collations would compare without case (and its sorts, commands by
+        # their first 1024 bytes only). Each day: two counts in the indexes on
+        # start time, all in one statement.
+        command, on = tasks.c.command, tasks.c.host
+        keys = [command, on]
+        on_host = [] if host is None else [on == to_stored(host)]
+        if self.dialect == "mysql":
+            keys = [sa.func.md5(command), sa.cast(on, sa.LargeBinary)]
+            if host is not None:
+                on_host.append(keys[1] == to_stored(host).encode())
+        failed = sa.case((tasks.c.status == FAILED, 1), else_=0)
+        took = tasks.c.ended - tasks.c.started
+        groups = (
+            sa.select(
+                sa.func.min(command),
+                sa.func.min(on),
+                sa.func.count(),
+                sa.func.sum(failed),
+                sa.func.sum(took),
+                sa.func.count(tasks.c.ended),
+                sa.func.max(took),
+            )
+            .where(tasks.c.started >= since)
+            .group_by(*keys)
+        )
+        spans = window_days(since, time.time())
+
+        def counted(start, end, *where):
+            within = [tasks.c.started >= start, tasks.c.started < end, *on_host, *where]
+            return sa.select(sa.func.count()).where(*within).scalar_subquery()
+
+        counts = [
+            count
+            for _, start, end in spans
+            for count in (counted(start, end), counted(start, end, tasks.c.status == FAILED))
+        ]
+        with self.reader.connect() as conn:
+            rows = conn.execute(groups).all()
+            found = conn.execute(sa.select(*counts)).one() if counts else ()
+        days = [(day, found[2 * i], found[2 * i + 1]) for i, (day, _, _) in enumerate(spans)]
+        return stats_of_groups(rows, since, host, top, days)
 
     def listen(self):
         if self.dialect != "postgresql":

@@ -2,7 +2,8 @@
 per host, the most-run and the slowest commands, over a window of time.
 
 Each store answers Store.stats(); stats_of() is the plain pass over tasks that a
-store without SQL aggregates uses (the filesystem store)."""
+store without SQL aggregates uses (the filesystem store); the SQL stores count in
+the database and sum up their rows with stats_of_groups()."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from qme.task import Task
+from qme.text import from_stored
 
 FAILED = "failed"
 TOP = 10  # commands in each ranking
@@ -57,12 +59,27 @@ def local_days(since: float, until: float):
         start = end
 
 
+def window_days(since: float, until: float) -> list[tuple[str, float, float]]:
+    """(YYYY-MM-DD, start, end) of each local day of the window, the first one
+    starting at since: the ranges a store counts each day's tasks in."""
+    return [(day, max(start, since), end) for day, start, end in local_days(since, until)]
+
+
+def _ranked_hosts(hosts: Counter, failed: Counter) -> list[tuple[str, int, int]]:
+    """Most tasks first, ties by name: the same order whatever order they came in."""
+    return [(h, n, failed[h]) for h, n in sorted(hosts.items(), key=lambda i: (-i[1], i[0]))]
+
+
 def stats_of_groups(rows, since: float, host: str | None, top: int, days) -> Stats:
     """Stats from rows of (command, host, runs, failed, seconds summed over the
-    finished runs, finished runs, longest seconds), one per command and host."""
+    finished runs, finished runs, longest seconds), one per command and host, as
+    stored (qme.text.to_stored), and days of (YYYY-MM-DD, tasks, failed), those
+    without tasks left out here."""
     hosts, host_failed = Counter(), Counter()
     runs, failed, finished, seconds, longest = Counter(), Counter(), Counter(), Counter(), {}
-    for command, where, n, bad, total, done, most in rows:
+    for stored_command, stored_host, n, bad, total, done, most in rows:
+        command, where = from_stored(stored_command), from_stored(stored_host) or ""
+        n, bad = int(n), int(bad)  # MySQL sums integers as decimals
         hosts[where] += n
         host_failed[where] += bad
         if host is not None and where != host:
@@ -80,8 +97,8 @@ def stats_of_groups(rows, since: float, host: str | None, top: int, days) -> Sta
     return Stats(
         since,
         host,
-        days=list(days),
-        hosts=[(h, n, host_failed[h]) for h, n in sorted(hosts.items(), key=lambda i: -i[1])],
+        days=[(day, int(n), int(bad)) for day, n, bad in days if n],
+        hosts=_ranked_hosts(hosts, host_failed),
         most_run=[(c, n, failed[c]) for c, n in sorted(runs.items(), key=lambda i: (-i[1], i[0]))][
             :top
         ],
@@ -117,7 +134,7 @@ def stats_of(tasks: list[Task], since: float, host: str | None = None, top: int 
         since,
         host,
         days=[(d, days[d], day_failed[d]) for d in sorted(days)],
-        hosts=[(h, n, host_failed[h]) for h, n in sorted(hosts.items(), key=lambda i: -i[1])],
+        hosts=_ranked_hosts(hosts, host_failed),
         most_run=[(c, n, failed[c]) for c, n in sorted(runs.items(), key=lambda i: (-i[1], i[0]))][
             :top
         ],
