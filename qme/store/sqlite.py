@@ -40,8 +40,11 @@ BUSY_TIMEOUT_SECONDS = 15
 # The starts of words the search index keeps apart, so that a word's start (a word
 # being typed, 'mak*') is read newest first from the index and the reading stops at
 # the page's end, instead of every matching word's tasks being merged first (a
-# word in every task: a million of them). The finder searches starts of 3 or more.
-SEARCH_PREFIXES = "3 4 5 6 7 8"
+# short start matches many words, each in many tasks). The finder searches starts
+# of 3 or more; longer ones are merged (at most ~35 ms on a million tasks), as each
+# length kept costs every recorded output's indexing time and memory
+# (bench/RESULTS.md).
+SEARCH_PREFIXES = "3"
 NOTICE_TASKS = 50_000  # a migration that rebuilds an index of more tasks says so
 STREAM_CODES = {name: code for code, name in enumerate(STREAMS)}
 
