@@ -412,3 +412,59 @@ def test_patch_sets_notes_and_tags_over_http(qme_home):
 
 def test_task_records_are_tasks():
     assert "tags" in Task.FIELDS
+
+
+# -- large outputs: streamed, byte for byte, in flat memory ---------------------------------
+
+TRICKY = (
+    bytes(range(256))
+    + 'é😀\\"\n\t'.encode()
+    + b"\\" * 13
+    + b"\xff\xfe\xed\xa0\x80 not utf-8"
+    + "😀".encode() * 5
+)
+
+
+def test_stream_gives_back_every_byte_in_pieces_of_at_most_size(store):
+    task = make_task()
+    store.add(task)
+    output, error = TRICKY * 4, TRICKY[::-1] * 300  # short: a SQL server reads per piece
+    store.append(task.id, "output", output)
+    store.append(task.id, "error", error)
+    for size in (1, 5, 6, 7, 13, 1000, 1 << 20):
+        pieces = list(store.stream(task.id, "output", size))
+        assert b"".join(pieces) == output, size
+        assert max(map(len, pieces)) <= size
+    assert b"".join(store.stream(task.id, "error", 4096)) == error
+
+
+_PEAK_RSS = """
+import resource, subprocess, sys
+with open(sys.argv[1], "wb") as out:
+    subprocess.run(sys.argv[2:], stdout=out, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _peak_rss_kib(out_file, *args) -> int:
+    """`qme ARGS` with stdout to out_file, from a fresh Python: its peak RSS."""
+    probe = [sys.executable, "-c", _PEAK_RSS, str(out_file), sys.executable, "-m", "qme"]
+    return int(ok(subprocess.run([*probe, *args], capture_output=True)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite", "filesystem"])
+def test_qme_out_streams_a_large_output_in_flat_memory(qme_home, tmp_path, monkeypatch, database):
+    monkeypatch.setenv("QME_DATABASE", database)
+    monkeypatch.setenv("QME_MAX_OUTPUT", "0")
+    size = 20_000_000
+    data = (TRICKY * (size // len(TRICKY) + 1))[:size]
+    (tmp_path / "big").write_bytes(data)
+    ok(_qme("run", "true"))
+    assert _qme("run", "cat", str(tmp_path / "big")).returncode == 0
+    empty = _peak_rss_kib(tmp_path / "empty", "out", "@2")
+    large = _peak_rss_kib(tmp_path / "large", "out")
+    assert (tmp_path / "large").read_bytes() == data
+    # Reading 1 MiB at a time costs about 10 MiB whatever the size; holding the
+    # output whole would cost all 19.5 MiB of it, and more.
+    assert large - empty < size / 1024 * 0.75, f"{large} KiB, against {empty} KiB for none"

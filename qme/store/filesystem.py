@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qme import private
 from qme.errors import NoSuchTask, StoreError
-from qme.store import queueme
+from qme.store import jsonfile, queueme
 from qme.store.base import ANNOTATIONS, SearchHit, Store, TaskQuery
 from qme.task import STREAMS, Task
 from qme.text import first_match, searchable, word_pattern
@@ -78,18 +78,34 @@ class FilesystemStore(Store):
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc}") from None
 
-    def _read(self, path: Path) -> Task:
+    @contextlib.contextmanager
+    def _opened(self, path: Path):
+        """The task file open for reading as text, a store's errors raised for it."""
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8", newline="") as handle:
+                yield handle
         except FileNotFoundError:
             raise NoSuchTask(path.stem) from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
+
+    def _read(self, path: Path, streams: bool = True) -> Task:
+        """The task in path; without streams, only the file's head is read and
+        parsed (a QueueMe record, in another layout, is read whole)."""
+        with self._opened(path) as handle:
+            record = None if streams else jsonfile.head(handle)
+            if record is None:
+                handle.seek(0)
+                record = json.load(handle)
         if queueme.is_record(record):
-            return queueme.to_task(record)
-        for stream in STREAMS:
-            record[stream] = record.get(stream, "").encode("utf-8", "surrogateescape")
-        return Task(**{k: v for k, v in record.items() if k in _FIELDS})
+            task = queueme.to_task(record)
+        else:
+            for stream in STREAMS:
+                record[stream] = record.get(stream, "").encode("utf-8", "surrogateescape")
+            task = Task(**{k: v for k, v in record.items() if k in _FIELDS})
+        if not streams:
+            task.output = task.error = None
+        return task
 
     def _listing(self) -> list[Task]:
         """Every task without its streams."""
@@ -99,10 +115,10 @@ class FilesystemStore(Store):
                 stat = path.stat()
                 identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
                 cached = known.get(path)
-                task = cached[1] if cached and cached[0] == identity else self._read(path)
+                fresh = cached is None or cached[0] != identity
+                task = self._read(path, streams=False) if fresh else cached[1]
             except (FileNotFoundError, NoSuchTask):
                 continue  # deleted while we were listing
-            task.output = task.error = None
             self._summaries[path] = (identity, task)
         return [task.copy() for _, task in self._summaries.values()]
 
@@ -206,10 +222,19 @@ class FilesystemStore(Store):
             raise StoreError(f"cannot keep QueueMe's record {path} as {kept}: {exc}") from None
 
     def get(self, task_id: str, streams: bool = True) -> Task:
-        task = self._read(self._path(task_id))
-        if not streams:
-            task.output = task.error = None
-        return task
+        return self._read(self._path(task_id), streams)
+
+    def stream(self, task_id: str, stream: str, size: int):
+        # Decoded from the file as it is read: the JSON holds the stream as one
+        # string, which json.load would make whole (and base.read re-read per piece).
+        path = self._path(task_id)
+        with self._opened(path) as handle:
+            if jsonfile.own_layout(handle):
+                yield from jsonfile.string_value(handle, stream, size)
+                return
+        data = getattr(self._read(path), stream)  # a QueueMe record: read whole
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
 
     def match(self, prefix: str, limit: int) -> list[str]:
         ids = sorted(

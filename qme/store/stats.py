@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 
+from qme.record import Record
 from qme.task import Task
 from qme.text import from_stored
 
@@ -18,8 +18,7 @@ FAILED = "failed"
 TOP = 10  # commands in each ranking
 
 
-@dataclass
-class Stats:
+class Stats(Record):  # not a dataclass: `qme out` imports this (see qme/record.py)
     """Counts over the tasks started at or after since (on host, when given).
 
     days: (YYYY-MM-DD in local time, tasks, failed), oldest first, days without
@@ -29,10 +28,10 @@ class Stats:
 
     since: float
     host: str | None = None
-    days: list[tuple[str, int, int]] = field(default_factory=list)
-    hosts: list[tuple[str, int, int]] = field(default_factory=list)
-    most_run: list[tuple[str, int, int]] = field(default_factory=list)
-    slowest: list[tuple[str, int, float, float]] = field(default_factory=list)
+    days: list[tuple[str, int, int]] = list
+    hosts: list[tuple[str, int, int]] = list
+    most_run: list[tuple[str, int, int]] = list
+    slowest: list[tuple[str, int, float, float]] = list
 
     @property
     def tasks(self) -> int:
@@ -95,8 +94,8 @@ def stats_of_groups(rows, since: float, host: str | None, top: int, days) -> Sta
         key=lambda row: (-row[2], row[0]),
     )
     return Stats(
-        since,
-        host,
+        since=since,
+        host=host,
         days=[(day, int(n), int(bad)) for day, n, bad in days if n],
         hosts=_ranked_hosts(hosts, host_failed),
         most_run=[(c, n, failed[c]) for c, n in sorted(runs.items(), key=lambda i: (-i[1], i[0]))][
@@ -131,8 +130,8 @@ def stats_of(tasks: list[Task], since: float, host: str | None = None, top: int 
         key=lambda row: (-row[2], row[0]),
     )
     return Stats(
-        since,
-        host,
+        since=since,
+        host=host,
         days=[(d, days[d], day_failed[d]) for d in sorted(days)],
         hosts=_ranked_hosts(hosts, host_failed),
         most_run=[(c, n, failed[c]) for c, n in sorted(runs.items(), key=lambda i: (-i[1], i[0]))][
