@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive for real: a pty-using `script`, less and vim
 # (full-screen programs), GNU time, setpriv (run as an unprivileged user), the
 # shells qme integrates with, shellcheck for its bash hooks, and chromium for the
-# dashboard's browser tests (driven by Playwright; nothing is downloaded).
+# dashboard's browser tests (driven by Playwright; nothing is downloaded), and npm
+# for the web player that plays exported casts (scripts/player.sh).
 need=()
 for pair in script:bsdutils less:less vim:vim time:time setpriv:util-linux ps:procps \
-            zsh:zsh fish:fish shellcheck:shellcheck chromium:chromium; do
+            zsh:zsh fish:fish shellcheck:shellcheck chromium:chromium npm:npm; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -45,6 +46,9 @@ bash scripts/podman.sh setup || echo "test.sh: warning: could not set up podman"
 # pinned by version and sha256, its own tests, and a venv with QueueMe installed;
 # cached under .work/queueme). Those tests fail under CI=true without it.
 bash scripts/queueme.sh || echo "test.sh: warning: could not fetch QueueMe 0.0.14" >&2
+# asciinema-player (npm, pinned) for tests/test_browser_cast.py, under
+# .work/asciinema-player; that test fails under CI=true without it.
+bash scripts/player.sh || echo "test.sh: warning: could not install asciinema-player" >&2
 
 # pytest exits 5 when it collects no test: that fails this script too.
 status=0
