@@ -26,6 +26,9 @@ PENDING, TIMEOUT = "pending", "timeout"  # from executors whose jobs wait in a q
 STOPPED = "stopped"  # a job stopped by Ctrl-Z in a recorded shell; `fg` resumes it
 STATUSES = (PENDING, RUNNING, STOPPED, COMPLETE, FAILED, CANCELLED, TIMEOUT, LOST)
 STREAMS = ("output", "error")
+# The line a record holds where its output was cut (max_output), with the number of
+# bytes left out: written by qme/recorder/capture.py, looked for by `qme out`.
+CUT_LINE = b"\r\n[qme: %d bytes not kept]\r\n"
 # SIGHUP, SIGINT, SIGKILL, SIGTERM: the user (or the system) stopped the command.
 CANCEL_SIGNALS = frozenset({1, 2, 9, 15})
 # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: a shell reports a stopped job as 128+N.

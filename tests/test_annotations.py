@@ -311,6 +311,17 @@ def test_qme_out_says_when_the_record_was_cut(qme_home):
     assert b"wrote 300000 bytes to stdout; its record keeps the head and the tail" in got.stderr
 
 
+def test_qme_out_does_not_call_a_redacted_record_cut(qme_home):
+    """A secret replaced by [redacted] makes the record shorter than what the
+    command wrote; that is not max_output's cut, and nothing says it is."""
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    ok(_qme("run", "echo", f"token={token}", env={"QME_SECRETS_FILTER": "off"}))
+    got = _qme("out")
+    assert got.returncode == 0
+    assert b"[redacted]" in got.stdout and token.encode() not in got.stdout
+    assert got.stderr == b""
+
+
 def test_qme_out_errors(qme_home):
     assert "there are fewer than 1 finished tasks" in one_error_line(_qme("out"))
     assert "no task matches 'nope'" in one_error_line(_qme("out", "nope"))

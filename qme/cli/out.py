@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from qme.cli.env import OK
+from qme.task import CUT_LINE
 
 HELP = """\
 Print the output TASK recorded: its stdout as the bytes the command wrote (escape
@@ -56,13 +57,13 @@ def run(args) -> int:
         pieces = [(stream, data) for _, stream, data in queue.timed_output(task)]
     else:
         pieces = ((s, d) for s in streams for d in queue.stream_output(task, s))  # flat
-    kept = dict.fromkeys(streams, 0)
+    cut = _CutLines(streams)
     for stream, data in pieces:
         out.write(data)
-        kept[stream] += len(data)
+        cut.feed(stream, data)
     for stream in streams:
         wrote = task.output_size if stream == "output" else task.error_size
-        if task.finished and wrote > kept[stream]:
+        if cut.seen[stream]:  # (a record may also be shorter for secrets redacted)
             name = "stdout" if stream == "output" else "stderr"
             env.err(
                 f"qme: task {task.short_id} wrote {wrote} bytes to {name}; its record keeps "
@@ -70,3 +71,20 @@ def run(args) -> int:
             )
     out.flush()
     return OK
+
+
+class _CutLines:
+    """Whether each stream holds the line that says max_output left bytes out,
+    looked for in the pieces as they pass (one may end inside it)."""
+
+    END = CUT_LINE.split(b"%d")[1]
+
+    def __init__(self, streams: list[str]):
+        self.seen = dict.fromkeys(streams, False)
+        self.last = dict.fromkeys(streams, b"")
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if not self.seen[stream]:
+            joined = self.last[stream] + data[: len(self.END)]
+            self.seen[stream] = self.END in joined or self.END in data
+            self.last[stream] = data[-len(self.END) :]

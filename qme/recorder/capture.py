@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from time import monotonic
 
+from qme.task import CUT_LINE
+
 RESOLUTION = 0.01  # seconds: output that comes closer together shares one time
 MAX_TIMES = 1000  # entries kept per stream, whatever the output's size or length
 
@@ -67,7 +69,7 @@ class StreamCapture:
         cut = self.total - self.head_size - len(tail)
         if cut <= 0:
             return tail
-        marker = b"\r\n[qme: %d bytes not kept]\r\n" % cut
+        marker = CUT_LINE % cut
         self.cut, self.marker_size = cut, len(marker)
         return marker + tail
 
