@@ -105,8 +105,10 @@ class CommandCutter:
                 self.uses[item.kind][item.name] = item.text
             elif isinstance(item, Start):
                 self.uses = {"a": {}, "f": {}}
+                lost_end = self.task is not None
                 self._guard(self._start, item)
-                shown.append(self._notice())  # if the end mark stopped coming
+                if lost_end:  # no end mark: no prompt to say it before either
+                    shown.append(self._notice())
             elif isinstance(item, Loaded):
                 if self.loaded is not None:
                     self._guard(lambda _: self.loaded(), None)
