@@ -10,6 +10,7 @@ command a user types, so this module imports nothing and does little.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 # Exit statuses of qme itself; `qme run` and `qme rerun` exit with the command's own.
@@ -84,6 +85,7 @@ class BinaryOut:
     def __init__(self, stream):
         stream.flush()  # what was printed as text comes first
         self.stream, self.buffer = stream, getattr(stream, "buffer", None)
+        _widen_pipe(stream)
 
     def write(self, data: bytes) -> int:
         if self.buffer is None:
@@ -100,6 +102,24 @@ class BinaryOut:
 
     def __exit__(self, *exc):
         self.flush()
+
+
+F_SETPIPE_SZ = 1031  # fcntl's, on Linux
+PIPE_SIZE = 1 << 20
+
+
+def _widen_pipe(stream) -> None:
+    """A pipe that holds a megabyte: each write then returns while the reader is
+    still reading, and the next piece is read from the store meanwhile (`qme out |
+    wc -c` overlaps the two instead of taking turns)."""
+    try:
+        fd = stream.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            import fcntl
+
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError, ValueError):  # not a file, not Linux, no room
+        pass
 
 
 def wants_colors(stdout_isatty: bool) -> bool:
