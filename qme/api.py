@@ -179,11 +179,13 @@ class Queue:
         message: str | None = None,
         here: bool = False,
         replace: bool = False,
+        writer_process: bool = False,
     ) -> Task:
         """Run a task's command again, in its directory (or this one when here is
         true), as a new task linked to the old one by `rerun_of`; with replace, as
         the old task itself (its id; the old record is deleted as the command starts:
-        QueueMe 0.0.14's rerun, which `qme.main` keeps)."""
+        QueueMe 0.0.14's rerun, which `qme.main` keeps). writer_process: as for
+        run()."""
         old = self.get(task_id, streams=False)
         cwd = os.getcwd() if here else old.cwd
         if not os.path.isdir(cwd):
@@ -195,7 +197,7 @@ class Queue:
         from qme.session.rerun import rerun_argv  # a session's aliases and functions
 
         argv = rerun_argv(old.argv, old.command, old.data)
-        return self._run(argv, old.command, message, old.executor, cwd, **link)
+        return self._run(argv, old.command, message, old.executor, cwd, writer_process, **link)
 
     def _run(
         self, argv, text, message, executor, cwd, writer_process=False, rerun_of=None, replaces=None
@@ -224,6 +226,12 @@ class Queue:
         if writer_process:
             from qme import liveness
             from qme.recorder.handoff import ChildWriter
+
+            # The writer child is forked from this process: it must not inherit an
+            # open SQLite connection (SQLite's locks are per process; a child's own
+            # connection to the same file would share the parent's lock state and
+            # let writers overwrite each other). Reopened when next needed.
+            self.close()
 
             task.recorder = liveness.token()
             writer, hooks = ChildWriter(self.settings, lock_name=task.recorder), None

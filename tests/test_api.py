@@ -147,3 +147,32 @@ def test_queueme_run_captures_without_showing(qme_home):
     )
     assert "42" not in done.stdout
     assert done.stderr.strip().endswith("['out-42\\n']"), done.stderr
+
+
+@pytest.mark.slow
+def test_writer_processes_forked_by_a_queue_that_has_read_keep_every_record(qme_home):
+    """A queue that has read the store (its SQLite connection open) and then runs
+    commands with writer_process (what `qme rerun` does): each writer child is
+    forked from it, and must not inherit that connection, whose lock state would
+    let the children's writes overwrite each other (with the CPUs busy, 5 of 10
+    records were lost)."""
+    from qme import Queue
+
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        with Queue(config_dir=qme_home) as queue:
+            first = queue.run(["true", "first"])
+            for n in range(10):
+                queue.get(first.id)  # the store is open when the next one forks
+                queue.run(["true", str(n)], writer_process=True)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    with Queue(config_dir=qme_home) as queue:
+        assert sorted(t.command for t in queue.list()) == sorted(
+            ["true first", *(f"true {n}" for n in range(10))]
+        )

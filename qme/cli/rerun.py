@@ -31,7 +31,9 @@ def run(args) -> int:
 
     queue = make_queue(args)
     task_id = given_or_picked(queue, args, "Rerun which task?")
-    task = queue.rerun(task_id, message=args.run_message or args.message, here=args.here)
+    task = queue.rerun(
+        task_id, message=args.run_message or args.message, here=args.here, writer_process=True
+    )
     if args.json:
         from qme.cli.run import print_record
 

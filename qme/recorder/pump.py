@@ -13,7 +13,7 @@ import os
 import select
 import time
 
-from qme.recorder.spawn import Child
+from qme.recorder.spawn import HELD_SIGNALS, Child
 
 READ_SIZE = 64 * 1024  # per read: under glibc's mmap threshold, so no mmap per read
 # Per poll wake-up and fd, then one write and one record. A pipe hands out up to
@@ -36,6 +36,12 @@ class Exit:
 
     def __init__(self, returncode: int, signal: int | None, rusage):
         self.returncode, self.signal, self.rusage = returncode, signal, rusage
+
+
+def release_signals(child: Child) -> None:
+    """The signals Pump.run() held, acted on now that the record is saved (a
+    terminal closed meanwhile ends qme only now)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, child.sigmask)
 
 
 class Pump:
@@ -75,6 +81,10 @@ class Pump:
     # -- set-up and tear-down -----------------------------------------------------------
 
     def run(self) -> Exit:
+        """Pass everything on until the command has ended. Returns with the signals
+        qme passes on held (blocked): saving the record is not to be cut short by
+        one that comes with the end (the SIGHUP of a terminal closed as the command
+        ends). The caller acts on them with release_signals() once it is saved."""
         try:
             self._install_signals()
             signal.pthread_sigmask(signal.SIG_SETMASK, self.child.sigmask)  # see spawn()
@@ -82,6 +92,7 @@ class Pump:
             if self.status is None:
                 self._wait(block=True)
         finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
             self._release_keyboard()
             self._restore_signals()
             for fd in list(self.reads):

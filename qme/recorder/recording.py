@@ -7,7 +7,7 @@ import time
 
 from qme import liveness
 from qme.recorder.capture import StreamCapture
-from qme.recorder.pump import Pump
+from qme.recorder.pump import Pump, release_signals
 from qme.recorder.spawn import is_tty
 from qme.task import FAILED, STREAMS, Task
 
@@ -77,8 +77,11 @@ def record(
     finally:
         if task.ended is None:  # qme itself failed: keep what it knows
             task.ended, task.status = time.time(), FAILED
-        writer.update(task)
-        error = writer.close()
+        try:
+            writer.update(task)
+            error = writer.close()
+        finally:
+            release_signals(child)
     return error
 
 

@@ -19,7 +19,7 @@ from qme import console, liveness
 from qme.config import Settings
 from qme.errors import QmeError, StoreError
 from qme.recorder.handoff import ChildWriter
-from qme.recorder.pump import Pump
+from qme.recorder.pump import Pump, release_signals
 from qme.recorder.spawn import spawn
 from qme.session.cutter import CommandCutter
 from qme.session.filters import CommandFilter
@@ -163,9 +163,12 @@ def run_session(settings: Settings, shell: str | None = None) -> int:
             check_store=watch,
             loaded=handover.clear,
         )
-        outcome = Pump(child, lambda stream, data: cutter.feed(data), timer=writer.timer).run()
-        handover.clear()
-    cutter.close(outcome.returncode)
+        try:
+            outcome = Pump(child, lambda stream, data: cutter.feed(data), timer=writer.timer).run()
+            handover.clear()
+            cutter.close(outcome.returncode)
+        finally:
+            release_signals(child)
     watch.close()
     for notice in cutter.untold():
         console.warn(notice)
