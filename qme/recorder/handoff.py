@@ -30,7 +30,7 @@ import select
 import time
 
 from qme import pending
-from qme.recorder.spawn import big_pipe
+from qme.recorder.spawn import HELD_SIGNALS, big_pipe
 from qme.recorder.wire import SPOOLING, SYNCED, TOOK_FIRST, fields, frame
 
 # The child works while the command runs: let the command have the CPU first.
@@ -332,7 +332,9 @@ def _child(settings, data: int, reports: int, lock: int | None, lock_name, mask)
                     os.close(int(name))
                 except OSError:
                     pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # Not what qme holds while it hands a record over (Pump.run): the child and
+        # what it starts (the watcher) must answer SIGTERM.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask - HELD_SIGNALS)
         from qme.recorder.background import serve
 
         serve(settings, data, reports, stderr, lock, lock_name, terminal)
