@@ -573,8 +573,9 @@ CLOSES = 10
 def test_a_terminal_closed_as_the_command_ends_keeps_the_record(qme_home, tmp_path, how):
     """The terminal is closed the moment the output shows (pexpect's close: SIGHUP,
     SIGCONT, SIGINT, then SIGKILL 0.1 s apart), as a user closing a tab would: the
-    signals wait until the record is handed over, so every task is there, whole.
-    (Before, 19 of 30 `qme run` and 17 of 30 `qme rerun` records were lost.)"""
+    signals wait until the record is handed over, so every task is there, with
+    what ls wrote. Before, 19 of 30 `qme run` and 17 of 30 `qme rerun` records
+    were lost."""
     from qme import Queue
 
     missing = tmp_path / "no-such-dir"
@@ -597,4 +598,8 @@ def test_a_terminal_closed_as_the_command_ends_keeps_the_record(qme_home, tmp_pa
 
     tasks = wait_for(recorded, what=f"{CLOSES + 1} finished tasks")
     with Queue(config_dir=qme_home) as queue:
-        assert {queue.read(t.id, "error") for t in tasks} == {expected}
+        for task in tasks:
+            error = queue.read(task.id, "error")
+            # ls's whole message, or its start when the closed terminal's SIGHUP
+            # (which qme passes on) ended ls between its pieces ('ls: ', 'cannot …')
+            assert error and expected.startswith(error), (task.status, task.returncode)

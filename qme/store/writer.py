@@ -23,6 +23,7 @@ what the store already has is skipped.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: no enums to import (see qme/recorder/spawn.py)
 import errno
 import os
 import queue
@@ -184,6 +185,9 @@ class StoreWriter:
     # -- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Signals go to the main thread only: while `qme run` holds them to hand its
+        # record over (qme/recorder/pump.py), one must not end the process here.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         closed = False
         self._open()
         try:
