@@ -525,11 +525,6 @@ STRESS_RUNS = 30
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 item 13, open: under load about 1 record in 30-80 keeps only 'ls: ' "
-    "of ls's error although ls exited 2; cause not found yet",
-)
 @pytest.mark.parametrize("how", ["run", "picked-rerun"])
 def test_a_failing_ls_keeps_its_whole_error_under_load(qme_home, tmp_path, how):
     """GNU ls writes its error in four pieces ('ls: ', 'cannot access …', ': No such
