@@ -399,3 +399,60 @@ def test_a_filesystem_reader_never_writes_back_output_it_read_before_an_append(t
     assert FilesystemStore(tmp_path / "db").get(task.id).error == (
         b"ls: cannot access 'x': No such file or directory\n"
     )
+
+
+DELIVERING = """
+import os, sys
+from qme.store import spool
+from qme.store.sqlite import SqliteStore
+home, stop = sys.argv[1], sys.argv[2]
+with SqliteStore(home + "/qme.db", busy_timeout=5) as store:
+    while not os.path.exists(stop) or spool.pending(home):
+        spool.deliver(home, store, "sqlite:x")
+"""
+
+SPOOLING = """
+import os, sys
+from qme.store import spool
+from qme.task import COMPLETE, Task
+home, count = sys.argv[1], int(sys.argv[2])
+os.nice(10)  # as qme's writer process: preempted often, between any two calls
+for n in range(count):
+    task = Task(id=f"shell-{n:08d}-0000-4000-8000-000000000000", executor="shell",
+                command="cmd", argv=["cmd"], cwd="/", user="u", host="h", started=1000.0)
+    spooled = spool.SpoolFile(home, task, None, "sqlite:x")
+    spooled.append("output", b"out %d" % n)
+    spooled.update(task.copy(status=COMPLETE, ended=1001.0, returncode=0))
+    spooled.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_spool_file_being_begun_is_never_taken_for_an_empty_one(qme_home, tmp_path):
+    """A reader delivers the spool (every `qme ls` does) while a writer, niced as
+    qme's writer process is and with the CPUs busy, begins files: none is removed
+    as empty before its writer has locked it, so every record arrives."""
+    count = 1000
+    stop = tmp_path / "stop"
+    os.makedirs(spool.folder(str(qme_home)))
+    open_test_store(qme_home).close()
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 1)
+    ]
+    reader = subprocess.Popen([sys.executable, "-c", DELIVERING, str(qme_home), str(stop)])
+    try:
+        subprocess.run(
+            [sys.executable, "-c", SPOOLING, str(qme_home), str(count)], check=True, timeout=120
+        )
+        stop.touch()
+        assert reader.wait(timeout=60) == 0
+    finally:
+        for process in [reader, *busy]:
+            process.kill()
+            process.wait()
+    with open_test_store(qme_home) as store:
+        ids = [f"shell-{n:08d}-0000-4000-8000-000000000000" for n in range(count)]
+        outputs = [stored_output(store, new_task().copy(id=task_id)) for task_id in ids]
+    assert outputs == [b"out %d" % n for n in range(count)]
+    assert os.listdir(spool.folder(str(qme_home))) == []

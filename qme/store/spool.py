@@ -9,7 +9,8 @@ it had the task at all), then every later append and update. Delivery
 and saves the last update; it can stop half-way and start again, since it first
 asks the store how much of each stream it holds. A spool file is flock()ed while
 it is written or delivered, so that two processes never deliver the same file
-and none delivers a file still being written.
+and none delivers a file still being written; it is begun under a hidden name
+(`.<task id>….new`) and takes its name only once locked, its header written.
 
 A record is delivered only to the store it was meant for (`qme --database …` for
 one command must not take another store's records): each file names its store
@@ -42,6 +43,7 @@ from qme.task import STREAMS, Task
 
 FOLDER = "spool"
 SUFFIX = ".spool"
+DRAFT = ".new"  # a spool file being begun (see _publish)
 _KINDS = {b"task", b"store", b"stored", b"update", *(s.encode() for s in STREAMS)}
 
 
@@ -63,7 +65,7 @@ class SpoolFile:
         """stored: bytes of each stream the store holds, or None if it lacks the task;
         store: which store the record is for (qme.store.identity())."""
         private.make_dir(folder(home))
-        self.fd, self.path = _create(folder(home), task.id)
+        self.fd, self.path = _create(folder(home), f".{task.id}.{os.getpid()}", DRAFT)
         self.size = 0  # bytes of whole records written
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -72,6 +74,7 @@ class SpoolFile:
                 self._write(b"store", store.encode("utf-8", "surrogateescape"))
             if stored is not None:
                 self._write(b"stored", json.dumps(stored).encode())
+            self.path = _publish(self.path, folder(home), task.id)
         except BaseException:
             _remove(self.path)  # no file that is not a whole record
             os.close(self.fd)
@@ -102,17 +105,33 @@ class SpoolFile:
         self.size += len(record)
 
 
-def _create(where: str, task_id: str) -> tuple[int, str]:
-    """A new file for the task (another of its files may wait already: a second
-    name then), opened for appending."""
+def _create(where: str, stem: str, suffix: str) -> tuple[int, str]:
+    """A new file named after stem (a second name when one exists), opened for
+    appending."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
     for number in range(1000):
-        name = task_id + (f".{os.getpid()}.{number}" if number else "") + SUFFIX
-        path = os.path.join(where, name)
+        path = os.path.join(where, f"{stem}.{number}{suffix}" if number else stem + suffix)
         try:
             return private.open_file(path, flags), path
         except FileExistsError:
             continue
+    raise FileExistsError(f"too many spool files for {stem} in {where}")
+
+
+def _publish(draft: str, where: str, task_id: str) -> str:
+    """Give the draft (locked, its header written) its name among the spool files;
+    the path it has now. Until then no reader lists it: a reader that found it
+    empty before its writer locked it would take it for one whose writer had died,
+    and remove it with the record about to be written."""
+    for number in range(1000):
+        name = task_id + (f".{os.getpid()}.{number}" if number else "") + SUFFIX
+        path = os.path.join(where, name)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            continue
+        _remove(draft)
+        return path
     raise FileExistsError(f"too many spool files for {task_id} in {where}")
 
 
