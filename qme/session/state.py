@@ -2,8 +2,9 @@
 
 A nested shell starts from the rc files, not from the shell it was started in. So
 the hooks' `qme on` writes that shell's state (aliases, functions, variables,
-options, directory stack, umask, traps, `$?`) as commands to source, and its
-in-memory history, into a private folder (`mktemp -d`, 0700) named by QME_STATE.
+options, directory stack, umask, traps, `$?`) as commands to source (fish: its
+variables as a list qme turns into commands), and its in-memory history, into a
+private folder (`mktemp -d`, 0700) named by QME_STATE.
 qme reads the folder and deletes it at once, before anything else starts; the
 session shell gets the commands on an inherited descriptor of a file that has no
 name (a memfd, or an unlinked temporary file) and sources it after the user's
@@ -27,8 +28,10 @@ _ZSH_EXTENDED = re.compile(r": \d+:\d+;")
 
 
 class Snapshot:
-    def __init__(self, kind: str, state: bytes, history: bytes):
+    def __init__(self, kind: str, state: bytes, history: bytes, variables: bytes = b""):
+        """variables: fish's, as its hook lists them (see _fish_variables)."""
         self.kind, self.state, self.history = kind, state, history
+        self.variables = variables
 
     def script(self) -> bytes:
         """What the session shell sources: the state, the hooks installed again
@@ -38,6 +41,7 @@ class Snapshot:
         history = "".join(_HISTORY_LINE[self.kind](entry) for entry in self._entries())
         return (
             self.state
+            + _fish_variables(self.variables)
             + _AFTER[self.kind].encode()
             + _CLEAR[self.kind].encode()
             + history.encode("utf-8", "surrogateescape")
@@ -53,6 +57,19 @@ class Snapshot:
         if self.kind == "zsh":
             return _zsh_entries(lines)
         return []  # fish shares its history through its own file
+
+
+def _fish_variables(listed: bytes) -> bytes:
+    """fish's `set` commands for its variables, listed by its hook as a line
+    `<tab>-g NAME` (or -gx) for each, then its elements as `string escape` gives
+    them, one a line (an escaped element holds no tab or newline)."""
+    commands = []
+    for line in listed.split(b"\n"):
+        if line.startswith(b"\t"):
+            commands.append(b"set " + line[1:])
+        elif line and commands:
+            commands[-1] += b" " + line
+    return b"".join(command + b" 2>/dev/null\n" for command in commands)
 
 
 def _bash_entries(lines: list[str]) -> list[str]:
@@ -111,16 +128,20 @@ def take(env: dict[str, str], kind: str) -> Snapshot | None:
     try:
         with open(os.path.join(folder, "state"), "rb") as handle:
             state = handle.read()
-        try:
-            with open(os.path.join(folder, "history"), "rb") as handle:
-                history = handle.read()
-        except FileNotFoundError:
-            history = b""
+        history, variables = (_read_if_there(folder, name) for name in ("history", "variables"))
     except OSError:
         return None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return Snapshot(kind, state, history)
+    return Snapshot(kind, state, history, variables)
+
+
+def _read_if_there(folder: str, name: str) -> bytes:
+    try:
+        with open(os.path.join(folder, name), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
 
 
 class Handover:

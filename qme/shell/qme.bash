@@ -21,6 +21,7 @@ __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
 __qme_hc='' __qme_hi='' __qme_blank=0 __qme_s=()
+declare -A __qme_void=()
 
 
 # Percent-encode what could end or break a mark: '%', ESC, BEL and ';'.
@@ -55,10 +56,9 @@ __qme_preexec() {
 # itself: a mark for each alias and function its line used, as they are now that
 # it ran; then the user's HISTCONTROL and HISTIGNORE applied to its history entry.
 __qme_after() {
-    local entry=${1#$'\e]6973;qme;S;'*;*;h;}
+    local entry=${1#*;h;} # (the cwd before it is encoded: no ';')
     entry=${entry%%$'\a'*}
-    __qme_entry "$entry"
-    __qme_uses "$__qme_line" 3>&1 >/dev/null
+    __qme_uses "${entry#*[0-9][* ] }" 3>&1 >/dev/null # the line, after "  42* "
     [[ -n $__qme_hc$__qme_hi ]] && __qme_drop_if "$entry" "$1"
 }
 
@@ -124,9 +124,9 @@ __qme_needs_previous() {
 }
 
 # Would the user's HISTCONTROL and HISTIGNORE have kept the last history entry
-# ($1 as printed; its number and line in __qme_number and __qme_line; $2 the
-# marks) out? Then it goes.
+# ($1 as printed; $2 the marks) out? Then it goes.
 __qme_drop_if() {
+    __qme_entry "$1"
     local number=$__qme_number line=$__qme_line previous='' pattern patterns=$__qme_hi: drop=''
     if [[ $2 == *$'\a\e]6973;qme;P;'* ]]; then # the last two entries
         previous=${2#*$'\a\e]6973;qme;P;'}
@@ -175,10 +175,11 @@ __qme_history_rules() {
     __qme_blank=1
 }
 
-# The user's history settings are back before the command runs (inside a mark:
-# the expansions print their values).
+# The user's history settings are back before the command runs: the expansions
+# that restore them are the key of an element of __qme_void, which is never set,
+# so that they print nothing.
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='${__qme_s[\!]:=$({ __qme_preexec; } 2>/dev/null)}\e]6973;qme;R;${__qme_hc:+${HISTCONTROL:=$__qme_hc}};${__qme_hi:+${HISTIGNORE:=$__qme_hi}};$((__qme_blank=0))\a'
+__qme_ps0='${__qme_s[\!]:=$({ __qme_preexec; } 2>/dev/null)}${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0))]-}'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {

@@ -63,7 +63,7 @@ if status is-interactive; and not set -q __qme_loaded
         set -l tmp /tmp
         set -q TMPDIR[1]; and set tmp $TMPDIR
         set -l dir (command mktemp -d $tmp/qme-state.XXXXXXXX 2>/dev/null)
-        if test -n "$dir"; and __qme_snapshot $last >$dir/state 2>/dev/null
+        if test -n "$dir"; and __qme_snapshot $last $dir/variables >$dir/state 2>/dev/null
             QME_STATE=$dir command qme session --shell (status fish-path)
         else
             echo "qme: could not save this shell's state; the session starts from your config" >&2
@@ -74,7 +74,10 @@ if status is-interactive; and not set -q __qme_loaded
 
     # Few builtins per name (fish spends ~50 us on each): the names are sorted out
     # with one regex each, and the definitions printed by one `functions` call.
-    function __qme_snapshot --argument-names last
+    # The variables go to the file named by the second argument, each as a line
+    # `<tab>-g NAME` (or -gx) and its elements escaped, one a line: qme makes the
+    # `set` commands (qme/session/state.py), sparing fish a substitution each.
+    function __qme_snapshot --argument-names last variables
         set -l names (string match -rv -- '^__qme_' (functions --all --names))
         # Autoloaded ones load again by themselves: only a name with a file in
         # $fish_function_path may be one, and is asked about.
@@ -82,15 +85,18 @@ if status is-interactive; and not set -q __qme_loaded
         set -l mine $names
         set -l maybe
         if set -q files[1]
+            # one pass of the long regex: the names with a file come out marked
             set -l any '^(?:'(string join '|' -- (string escape --style=regex -- $files))')$'
-            set mine (string match -rv -- $any $names)
+            set -l marked (string replace -r -- $any \t'$0' $names)
+            set mine (string match -v -- \t'*' $marked)
+            set -l filed (string replace -f -- \t '' $marked)
             # Asking about a name loads its file (tens of ms for fish's ~200): of
             # fish's own, only the prompt functions a user redefines by hand
             set -l stock (string replace -r -- '^.*/(.*)\.fish$' '$1' $__fish_data_dir/functions/*.fish)
             set -l prompts fish_prompt fish_right_prompt fish_greeting fish_title fish_mode_prompt
             set -l own '^(?:'(string join '|' -- (string escape --style=regex -- $stock))')$'
-            set maybe (string match -r -- $any $names | string match -rv -- $own)
-            set -a maybe (string match -r -- $own $names | string match -r -- '^(?:'(string join '|' -- $prompts)')$')
+            set maybe (string match -rv -- $own $filed)
+            set -a maybe (string match -r -- $own $filed | string match -r -- '^(?:'(string join '|' -- $prompts)')$')
         end
         if set -q maybe[1]
             set -l dirs '\t(?:'(string join '|' -- (string escape --style=regex -- $fish_function_path))')/[^/]*$'
@@ -108,12 +114,16 @@ if status is-interactive; and not set -q __qme_loaded
             set exported (string match -r -- $any $globals)
             set globals (string match -rv -- $any $globals)
         end
-        for name in $globals
-            echo set -g $name (string escape -- $$name) '2>/dev/null'
-        end
-        for name in $exported
-            echo set -gx $name (string escape -- $$name) '2>/dev/null'
-        end
+        begin
+            for name in $globals
+                echo \t-g $name
+                string escape -- $$name
+            end
+            for name in $exported
+                echo \t-gx $name
+                string escape -- $$name
+            end
+        end >$variables
         echo set -g __qme_status $last
     end
 
