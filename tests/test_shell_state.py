@@ -240,6 +240,24 @@ def test_stored_output_is_only_what_the_command_printed(world, shells, kind, rc)
     assert silent.output == b""
 
 
+@pytest.mark.parametrize("kind", ["bash", "zsh"])
+def test_under_xtrace_a_command_keeps_its_own_trace_and_nothing_of_qme(world, shells, kind):
+    """With `set -x`, a command's output holds its own trace (one line) and its
+    output, and neither it nor the terminal shows a trace of qme's hooks (bash's
+    PS0 subshell and prompt hook, zsh's preexec and precmd); fish has no xtrace."""
+    sh = world.session(kind)
+    shells.append(sh)
+    sh.run("set -x")
+    sh.run("printf 'exact\\n'", "exact")
+    sh.run("set +x")
+    assert sh.exit() == 0
+    _, traced, _, _ = world.tasks()
+    lines = traced.output.split(b"\r\n")
+    assert lines[1:] == [b"exact", b""] and b"printf" in lines[0], traced.output
+    assert b"qme" not in traced.output
+    assert b"__qme" not in sh.shown
+
+
 # -- other prompt tools in the same rc, in either order ------------------------------------
 
 COEXIST = {

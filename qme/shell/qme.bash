@@ -20,7 +20,7 @@ fi
 __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
-__qme_hc='' __qme_hi='' __qme_blank=0 __qme_s=()
+__qme_hc='' __qme_hi='' __qme_blank=0 __qme_s=() __qme_prev='' __qme_xt=''
 declare -A __qme_void=()
 
 
@@ -46,7 +46,7 @@ __qme_preexec() {
     printf '\e]6973;qme;S;%s;%s;h;' "$$" "$__qme_encoded"
     HISTTIMEFORMAT='' builtin history 1
     printf '\a'
-    __qme_needs_previous || return 0
+    [[ -n $__qme_prev ]] || return 0
     printf '\e]6973;qme;P;'
     HISTTIMEFORMAT='' builtin history 2
     printf '\a'
@@ -152,13 +152,14 @@ __qme_drop_if() {
 
 __qme_precmd() {
     local status=$?
+    __qme_xt=${-//[!x]/} # PS0's subshell runs with stderr on /dev/null only under `set -x`
     __qme_history_rules
     if ((${#__qme_s[@]})); then # PS0 showed a command's start
         [[ -z ${__qme_s[-1]} ]] || __qme_after "${__qme_s[-1]}"
         __qme_s=()
     fi
     printf '\e]6973;qme;E;%s;%s\a' "$$" "$status"
-    [[ $PS0 == *"$__qme_ps0"* || $__qme_recording != 1 ]] || PS0=$PS0$__qme_ps0
+    [[ $PS0 == *__qme_void* || $__qme_recording != 1 ]] || PS0=$PS0$__qme_ps0
     return "$status"
 }
 
@@ -168,7 +169,8 @@ __qme_precmd() {
 __qme_history_rules() {
     [[ $__qme_recording == 1 ]] || return 0
     if [[ $__qme_blank != 1 ]]; then # a command ran: what is there is the user's
-        __qme_hc=${HISTCONTROL-} __qme_hi=${HISTIGNORE-}
+        __qme_hc=${HISTCONTROL-} __qme_hi=${HISTIGNORE-} __qme_prev=''
+        [[ -n $__qme_hc$__qme_hi ]] && __qme_needs_previous && __qme_prev=1
     fi
     [[ -n $__qme_hc ]] && HISTCONTROL=
     [[ -n $__qme_hi ]] && HISTIGNORE=
@@ -177,9 +179,11 @@ __qme_history_rules() {
 
 # The user's history settings are back before the command runs: the expansions
 # that restore them are the key of an element of __qme_void, which is never set,
-# so that they print nothing.
+# so that they print nothing. Under `set -x` the subshell's trace goes to
+# /dev/null, not into the command's output (a redirection costs it ~40 us: only
+# then).
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='${__qme_s[\!]:=$({ __qme_preexec; } 2>/dev/null)}${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0))]-}'
+__qme_ps0='${__qme_s[\!]:=${__qme_xt:+$({ __qme_preexec; } 2>/dev/null)}${__qme_xt:-$(__qme_preexec)}}${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0))]-}'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {
@@ -308,7 +312,7 @@ __qme_history_file() {
 # In a session: PROMPT_COMMAND may be a string or (bash 5.1+) an array; ours goes
 # first so that it sees the command's $?. Again after a snapshot is loaded. Its
 # stderr is /dev/null: under `set -x`, the trace of the hook is not the command's
-# output (and PS0's likewise).
+# output (and PS0's likewise, see __qme_ps0).
 __qme_pc='{ __qme_precmd; } 2>/dev/null'
 __qme_install() {
     [[ -n ${QME_SESSION-} ]] || return 0

@@ -165,11 +165,11 @@ if status is-interactive; and not set -q __qme_loaded
             while set -q todo[1]
                 set -l words (string match -ar -- '[^\s|&;()<>{}"\'$=]+' $todo[1])
                 set -e todo[1]
-                for word in $words
+                for word in $words # most name no function: that is asked first
+                    functions -q -- $word; or continue
                     contains -- $word $seen; and continue
                     set -a seen $word
                     string match -q -- '__qme_*' $word; and continue
-                    functions -q -- $word; or continue
                     set -l file (functions --details -- $word)
                     contains -- (string replace -r -- '/[^/]*$' '' $file) $fish_function_path
                     and continue
