@@ -160,6 +160,11 @@ if status is-interactive; and not set -q __qme_loaded
         # turn, as they are after it ran, so that a rerun of the command has them
         # (qme/session/rerun.py); autoloaded ones load again by themselves.
         function __qme_uses --argument-names line
+            # Most lines use none: `functions -q` says how many of its names are not
+            # functions (a name that is none at the end, so never all of them).
+            set -l words (string match -ar -- '[^\s|&;()<>{}"\'$=]+' $line)
+            functions -q -- $words __qme_no_such_function
+            set -q words[$status]; or return 0
             set -l todo $line
             set -l seen qme
             while set -q todo[1]
