@@ -65,7 +65,10 @@ class SpoolFile:
         """stored: bytes of each stream the store holds, or None if it lacks the task;
         store: which store the record is for (qme.store.identity())."""
         private.make_dir(folder(home))
-        self.fd, self.path = _create(folder(home), f".{task.id}.{os.getpid()}", DRAFT)
+        appending = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        self.fd, self.path = _first_free(
+            folder(home), f".{task.id}", DRAFT, lambda path: private.open_file(path, appending)
+        )
         self.size = 0  # bytes of whole records written
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -105,14 +108,14 @@ class SpoolFile:
         self.size += len(record)
 
 
-def _create(where: str, stem: str, suffix: str) -> tuple[int, str]:
-    """A new file named after stem (a second name when one exists), opened for
-    appending."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+def _first_free(where: str, stem: str, suffix: str, take) -> tuple[object, str]:
+    """take(path) on the first free name of stem+suffix, stem.<pid>.1+suffix, …
+    (take raises FileExistsError for a name in use); what it returned, and the path."""
     for number in range(1000):
-        path = os.path.join(where, f"{stem}.{number}{suffix}" if number else stem + suffix)
+        name = stem + (f".{os.getpid()}.{number}" if number else "") + suffix
+        path = os.path.join(where, name)
         try:
-            return private.open_file(path, flags), path
+            return take(path), path
         except FileExistsError:
             continue
     raise FileExistsError(f"too many spool files for {stem} in {where}")
@@ -123,16 +126,9 @@ def _publish(draft: str, where: str, task_id: str) -> str:
     the path it has now. Until then no reader lists it: a reader that found it
     empty before its writer locked it would take it for one whose writer had died,
     and remove it with the record about to be written."""
-    for number in range(1000):
-        name = task_id + (f".{os.getpid()}.{number}" if number else "") + SUFFIX
-        path = os.path.join(where, name)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            continue
-        _remove(draft)
-        return path
-    raise FileExistsError(f"too many spool files for {task_id} in {where}")
+    _, path = _first_free(where, task_id, SUFFIX, lambda path: os.link(draft, path))
+    _remove(draft)
+    return path
 
 
 def _remove(path: str) -> None:
