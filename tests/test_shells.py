@@ -393,6 +393,43 @@ def test_pipelines_redirections_lists_subshells(world, shells, kind):
     assert all(t.cwd == str(world.home) for t in tasks)
 
 
+BASH_LINES_TOLD_LATE = {
+    # line: its task's output. The DEBUG trap that tells bash's line runs before
+    # the first command in the shell itself, perhaps inside a redirection...
+    '{ echo "gr""oup"; } > group.txt': b"",
+    'if true; then echo "i""f"; fi > if.txt': b"",
+    # ... or, with none there, just before the prompt hook: the output before it
+    # is the command's all the same.
+    '( echo "sub""shell" )': b"subshell\r\n",
+    "set -T": b"",  # subshells inherit the trap now: still one task for the line
+    '( echo "tra""ced" ); set +T': b"traced\r\n",
+    # What the trap runs leaves $_ and, under extdebug, runs the command.
+    "echo a b c": b"a b c\r\n",
+    'echo "last=$_"': b"last=c\r\n",
+    "shopt -s extdebug": b"",
+    'echo "ext""debug"; shopt -u extdebug': b"extdebug\r\n",
+}
+
+
+def test_bash_tells_its_lines_without_a_subshell_and_without_a_trace(world, shells):
+    """bash's line comes from a DEBUG trap that runs once a line in the shell itself
+    (PS0 could only print it from a subshell, ~0.5 ms a command): its mark never
+    lands in the command's redirections, a line with no command in the shell is
+    recorded whole, and the trap changes nothing the command sees."""
+    sh = world.session("bash")
+    shells.append(sh)
+    for line in BASH_LINES_TOLD_LATE:
+        sh.run(line)
+    assert sh.exit() == 0
+
+    assert (world.home / "group.txt").read_bytes() == b"group\n"
+    assert (world.home / "if.txt").read_bytes() == b"if\n"
+    tasks = world.tasks()
+    assert commands(tasks) == [*BASH_LINES_TOLD_LATE, "exit"]
+    assert [t.output for t in tasks[:-1]] == list(BASH_LINES_TOLD_LATE.values())
+    assert all(t.status == "complete" for t in tasks[:-1])
+
+
 def test_status_and_pipestatus_reach_the_next_command(world, shells, kind):
     lines = syntax("statuses", kind)
     sh = world.session(kind)

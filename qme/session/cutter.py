@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 
 from qme import liveness
 from qme.recorder.capture import StreamCapture
 from qme.session.filters import CommandFilter
-from qme.session.marks import Loaded, MarkParser, Start, Uses
+from qme.session.marks import Begin, Loaded, MarkParser, Start, Uses
 from qme.session.rerun import KEY, definitions
 from qme.task import RUNNING, STOPPED, Task, signal_in_status
 
@@ -79,6 +80,10 @@ class CommandCutter:
         self.task: Task | None = None
         self.capture: StreamCapture | None = None
         self.held = b""  # output of the running task not recorded yet (see _output)
+        # bash tells a command's line after it has begun (see marks.py): from its
+        # Begin to its Start, when it began and what it printed meanwhile.
+        self.begun: float | None = None
+        self.early: list[bytes] = []
         self.in_preamble = False
         # Jobs stopped by Ctrl-Z (their task and capture), the last stopped last;
         # and those `bg` sent on, whose end the shell does not tell.
@@ -103,10 +108,12 @@ class CommandCutter:
                 continue  # a shell started inside this one: part of its command's output
             elif isinstance(item, Uses):
                 self.uses[item.kind][item.name] = item.text
-            elif isinstance(item, Start):
-                self.uses = {"a": {}, "f": {}}
+            elif isinstance(item, (Begin, Start)):
                 lost_end = self.task is not None
-                self._guard(self._start, item)
+                if isinstance(item, Begin):
+                    self._guard(self._begin, item)
+                else:
+                    self._guard(self._start, item)
                 if lost_end:  # no end mark: no prompt to say it before either
                     shown.append(self._notice())
             elif isinstance(item, Loaded):
@@ -154,14 +161,23 @@ class CommandCutter:
             else:
                 self.stopped = error
 
+    def _begin(self, mark: Begin) -> None:
+        self._end_unended()
+        self.uses = {"a": {}, "f": {}}
+        self.begun, self.early = time.time(), []
+        self.capture = StreamCapture(self.max_output)
+        self.held = b""
+
     def _start(self, mark: Start) -> None:
-        if self.task is not None:  # a start with no end: the prompt hook no longer runs
-            self.hook_lost = (
-                "the shell's prompt hook did not run (PROMPT_COMMAND or precmd_functions "
-                "replaced?), so exit statuses are unknown; 'qme on' puts qme's hooks back"
-            )
-            self._end(None)
+        begun, early = self.begun, b"".join(self.early)
+        self.begun, self.early = None, []
+        if begun is None:
+            self._end_unended()
+            self.uses = {"a": {}, "f": {}}
+            self.capture = StreamCapture(self.max_output)
         if self.suspended and self._resume(mark.command):
+            if early and self.task is not None:  # (a job `bg` sent on has no output here)
+                self.writer.append(self.task.id, "output", self.capture.feed(early))
             return
         if self.filter.reason_to_skip(mark.command):
             return
@@ -173,12 +189,24 @@ class CommandCutter:
             mark.command,
             [self.shell, "-c", mark.command],
             cwd=mark.cwd,
+            started=begun,
             session=self.session,
             recorder=self.recorder,
         )
-        self.capture = StreamCapture(self.max_output)
-        self.held, self.in_preamble = b"", self.fish
+        if begun is None:
+            self.held, self.in_preamble = b"", self.fish
         self.writer.add(self.task)
+        if early:  # already through the capture: its head, as _output keeps it
+            self.writer.append(self.task.id, "output", early)
+
+    def _end_unended(self) -> None:
+        """A command begins while another has not ended: the prompt hook no longer runs."""
+        if self.task is not None:
+            self.hook_lost = (
+                "the shell's prompt hook did not run (PROMPT_COMMAND or precmd_functions "
+                "replaced?), so exit statuses are unknown; 'qme on' puts qme's hooks back"
+            )
+            self._end(None)
 
     def _resume(self, command: str) -> bool:
         """`fg`/`bg`/`%N` typed with jobs stopped: the job's task goes on (the last
@@ -202,7 +230,7 @@ class CommandCutter:
         return True
 
     def _output(self, data: bytes) -> None:
-        if self.task is None:
+        if self.task is None and self.begun is None:
             return
         data, self.held = self.held + data, b""
         if self.in_preamble:
@@ -221,11 +249,15 @@ class CommandCutter:
             prompt_sp = _ZSH_PROMPT_SP.search(data, window)
             if prompt_sp:  # recorded only if more output follows
                 data, self.held = data[: prompt_sp.start()], data[prompt_sp.start() :] + self.held
-        self.writer.append(self.task.id, "output", self.capture.feed(data))
+        if self.task is None:  # begun, its line not told yet (see _start)
+            self.early.append(self.capture.feed(data))
+        else:
+            self.writer.append(self.task.id, "output", self.capture.feed(data))
 
     def _end(self, status: int | None) -> None:
         task, self.task = self.task, None
         self.held = b""  # a PROMPT_SP, or a preamble with no output after it
+        self.begun, self.early = None, []  # a line never told (the history is off)
         if task is None:
             return
         task.end(status, signal_in_status(status))

@@ -3,8 +3,12 @@
 A mark is an OSC escape sequence that no terminal acts on:
 
     ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; c ; <command> BEL  a command starts
-    ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; h ; <history> BEL  the same from bash, with
-                                                              the output of `history 1`
+    ESC ] 6973 ; qme ; B ; <pid> BEL                          bash: a command begins (PS0);
+                                                              its S mark follows
+    ESC ] 6973 ; qme ; S ; <pid> ; <cwd> ; h ; <history> BEL  bash's S, with the output of
+                                                              `history 1` (a DEBUG trap prints
+                                                              it before the line's first
+                                                              command, or before the prompt)
     ESC ] 6973 ; qme ; E ; <pid> ; <exit status> BEL          a prompt is about to show
     ESC ] 6973 ; qme ; E ; <pid> ; T BEL                      the same, the command stopped
                                                               (fish, which says 0 for that)
@@ -46,6 +50,8 @@ def decode(field: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+# A command begins; its Start follows (bash, whose PS0 cannot know the line).
+Begin = namedtuple("Begin", "pid")
 # A command starts in cwd.
 Start = namedtuple("Start", "pid cwd command")
 # The shell is about to show a prompt; status is the last command's exit status.
@@ -58,11 +64,13 @@ Uses = namedtuple("Uses", "pid kind name text")
 STOPPED_STATUS = 128 + signal.SIGTSTP  # what bash and zsh say of a job Ctrl-Z stopped
 
 
-def parse_mark(body: bytes) -> Start | End | Loaded | Uses | None:
+def parse_mark(body: bytes) -> Begin | Start | End | Loaded | Uses | None:
     kind, _, rest = body.partition(b";")
     pid, _, rest = rest.partition(b";")
     try:
         pid = int(pid)
+        if kind == b"B":
+            return Begin(pid)
         if kind == b"E":
             return End(pid, STOPPED_STATUS if rest == b"T" else int(rest))
         if kind == b"L":
@@ -91,15 +99,15 @@ def parse_mark(body: bytes) -> Start | End | Loaded | Uses | None:
 
 
 class MarkParser:
-    """Splits a byte stream into output (bytes) and marks (Start/End/Loaded/Uses), in order;
-    a mark cut in two by a read is held back until the rest arrives."""
+    """Splits a byte stream into output (bytes) and marks (Begin/Start/End/Loaded/Uses),
+    in order; a mark cut in two by a read is held back until the rest arrives."""
 
     def __init__(self):
         self.pending = b""
 
-    def feed(self, data: bytes) -> list[bytes | Start | End | Loaded | Uses]:
+    def feed(self, data: bytes) -> list[bytes | Begin | Start | End | Loaded | Uses]:
         data, self.pending = self.pending + data, b""
-        items: list[bytes | Start | End | Loaded | Uses] = []
+        items: list[bytes | Begin | Start | End | Loaded | Uses] = []
         while data:
             at = data.find(PREFIX)
             if at < 0:

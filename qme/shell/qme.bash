@@ -4,9 +4,10 @@
 #
 # Outside a qme session this only defines the `qme` function below. Inside one
 # (`qme on`), the hooks print invisible marks that qme's session proxy turns into
-# one task per command: PS0 prints where a command starts (one subshell, which
-# prints the line from history), PROMPT_COMMAND where it ends (builtins only). They
-# never touch $? or PIPESTATUS, and if qme is missing they do nothing.
+# one task per command: PS0 where a command begins, a DEBUG trap that runs once a
+# line the line itself (from the history), PROMPT_COMMAND where it ends. They start
+# no process (no subshell either), never touch $?, PIPESTATUS or $_, and if qme is
+# missing they do nothing.
 # shellcheck shell=bash
 
 # Interactive shells only, and loaded once: sourced again (the session's rc file
@@ -20,7 +21,8 @@ fi
 __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
-__qme_hc='' __qme_hi='' __qme_blank=0 __qme_s=() __qme_prev='' __qme_xt=''
+__qme_hc='' __qme_hi='' __qme_blank=0 __qme_told='' __qme_prev='' __qme_xt=''
+__qme_go=0 __qme_their='' __qme_restore='' __qme_rc=0 __qme_last='' __qme_debug=''
 declare -A __qme_void=()
 
 
@@ -32,27 +34,59 @@ __qme_encode() {
     __qme_encoded=${__qme_encoded//;/%3B}
 }
 
-# Runs in PS0's command substitution: a subshell, so it cannot change the shell.
-# It prints the start mark with the line straight from the history; PS0 keeps
-# what it prints in __qme_s[N] (N: the entry's number, \!) for __qme_after, in the
-# shell itself (so there is no second subshell or file to read the line). Every line is in the history whatever
-# HISTCONTROL and HISTIGNORE say (see __qme_history_rules), unless the history is
-# off (`set +o history`): then the line cannot be known, and the command is not
-# recorded. When __qme_drop_if needs the entry before, a mark the proxy ignores
-# holds the last two.
-__qme_preexec() {
+# How the line is told: PS0 arms (__qme_go) the DEBUG trap the prompt hook put in
+# place (__qme_arm). It runs before the line's first command in this shell, gives
+# the DEBUG trap back to the user's own (if any), so that the rest of the line
+# runs without it, and tells the line. A line with no command in this shell
+# (`( make )`) is told before the prompt hook, which the trap also precedes; the
+# proxy keeps the output that came before. The trap's own status is 0 (under
+# extdebug, another skips the command) and it leaves $_ as it was. Both run
+# outside any function: in one, bash hides the DEBUG trap and puts it back on
+# return.
+# shellcheck disable=SC2016 # expanded when the trap runs
+__qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_last=$_; eval "$__qme_restore"; __qme_tell; : "$__qme_last"; fi'
+# shellcheck disable=SC2016 # run by the prompt hook (see __qme_pc)
+__qme_arm='if [[ $__qme_recording == 1 ]]; then
+    { builtin trap -p DEBUG; printf "\0"; } 3<>"$QME_SESSION_DIR/capture.$$" >&3
+    IFS= read -rd "" __qme_captured <"$QME_SESSION_DIR/capture.$$"
+    if [[ $__qme_captured != *__qme_go* ]]; then # (else ours is there still: no line ran)
+        __qme_their="" __qme_restore="builtin trap - DEBUG"
+        if [[ -n $__qme_captured ]]; then
+            eval "__qme_keep_trap ${__qme_captured#trap }"
+            __qme_restore="builtin $__qme_captured"
+        fi
+        __qme_debug=$__qme_on_debug
+        [[ -z $__qme_xt ]] || __qme_debug="{ $__qme_debug; } 2>/dev/null"
+        builtin trap -- "$__qme_debug${__qme_their:+; $__qme_their}" DEBUG
+    fi
+fi
+__qme_return "$__qme_rc"'
+
+# `trap -p DEBUG` prints `trap -- 'ACTION' DEBUG`: this is called with its words.
+__qme_keep_trap() { __qme_their=$2; }
+
+# The start mark with the line straight from the history, kept in __qme_told for
+# __qme_after. Every line is in the history whatever HISTCONTROL and HISTIGNORE
+# say (see __qme_history_rules), unless the history is off (`set +o history`):
+# then the line cannot be known, and the command is not recorded. When
+# __qme_drop_if needs the entry before, a mark the proxy ignores holds the last
+# two. To /dev/tty: the command's own redirections (`{ make; } >log`) may be in
+# place already.
+__qme_tell() {
+    __qme_go=0
     [[ -o history ]] || return 0
     __qme_encode "$PWD"
-    printf '\e]6973;qme;S;%s;%s;h;' "$$" "$__qme_encoded"
-    HISTTIMEFORMAT='' builtin history 1
-    printf '\a'
-    [[ -n $__qme_prev ]] || return 0
-    printf '\e]6973;qme;P;'
-    HISTTIMEFORMAT='' builtin history 2
-    printf '\a'
+    __qme_capture builtin history 1
+    __qme_told=$'\e]6973;qme;S;'"$$;$__qme_encoded;h;$__qme_captured"$'\a'
+    if [[ -n $__qme_prev ]]; then
+        __qme_capture builtin history 2
+        __qme_told+=$'\e]6973;qme;P;'"$__qme_captured"$'\a'
+    fi
+    printf '%s' "$__qme_told" 2>/dev/null >/dev/tty
+    return 0
 }
 
-# After a recorded command ($1: the marks __qme_preexec printed), in the shell
+# After a recorded command ($1: the marks __qme_tell printed), in the shell
 # itself: a mark for each alias and function its line used, as they are now that
 # it ran; then the user's HISTCONTROL and HISTIGNORE applied to its history entry.
 __qme_after() {
@@ -101,7 +135,7 @@ __qme_uses() {
 }
 
 # What a command prints, in __qme_captured, through a file in the session's private
-# folder: a $(...) would be a subshell. The file is never truncated (ext4
+# folder: a $(...) would be a subshell (~0.5 ms of CPU). The file is never truncated (ext4
 # writes a file truncated and written again out at once, ~2 ms): a NUL ends it.
 # (Opened on 3, then 1: `declare -f`, so a snapshot, prints `1<>` as `<>`, stdin.)
 __qme_capture() {
@@ -152,14 +186,16 @@ __qme_drop_if() {
 
 __qme_precmd() {
     local status=$?
-    __qme_xt=${-//[!x]/} # PS0's subshell runs with stderr on /dev/null only under `set -x`
+    __qme_xt=${-//[!x]/} # the DEBUG trap runs with stderr on /dev/null only under `set -x`
+    ((__qme_go)) && __qme_tell # another DEBUG trap took the place of ours
     __qme_history_rules
-    if ((${#__qme_s[@]})); then # PS0 showed a command's start
-        [[ -z ${__qme_s[-1]} ]] || __qme_after "${__qme_s[-1]}"
-        __qme_s=()
+    if [[ -n $__qme_told ]]; then # a command's line was told
+        __qme_after "$__qme_told"
+        __qme_told=''
     fi
     printf '\e]6973;qme;E;%s;%s\a' "$$" "$status"
     [[ $PS0 == *__qme_void* || $__qme_recording != 1 ]] || PS0=$PS0$__qme_ps0
+    __qme_rc=$status # for __qme_arm, which runs next
     return "$status"
 }
 
@@ -177,13 +213,12 @@ __qme_history_rules() {
     __qme_blank=1
 }
 
-# The user's history settings are back before the command runs: the expansions
-# that restore them are the key of an element of __qme_void, which is never set,
-# so that they print nothing. Under `set -x` the subshell's trace goes to
-# /dev/null, not into the command's output (a redirection costs it ~40 us: only
-# then).
+# PS0 prints the begin mark, arms the DEBUG trap and puts the user's history
+# settings back before the command runs, without a subshell: the expansions that
+# do it are the key of an element of __qme_void, which is never set, so that they
+# print nothing.
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='${__qme_s[\!]:=${__qme_xt:+$({ __qme_preexec; } 2>/dev/null)}${__qme_xt:-$(__qme_preexec)}}${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0))]-}'
+__qme_ps0='\e]6973;qme;B;$$\a${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0,__qme_go=1))]-}'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {
@@ -312,8 +347,9 @@ __qme_history_file() {
 # In a session: PROMPT_COMMAND may be a string or (bash 5.1+) an array; ours goes
 # first so that it sees the command's $?. Again after a snapshot is loaded. Its
 # stderr is /dev/null: under `set -x`, the trace of the hook is not the command's
-# output (and PS0's likewise, see __qme_ps0).
-__qme_pc='{ __qme_precmd; } 2>/dev/null'
+# output (and the DEBUG trap's likewise, see __qme_arm).
+# shellcheck disable=SC2016 # expanded when the prompt hook runs
+__qme_pc='{ __qme_precmd; eval "$__qme_arm"; } 2>/dev/null'
 __qme_install() {
     [[ -n ${QME_SESSION-} ]] || return 0
     if [[ -n ${PROMPT_COMMAND+set} && ${PROMPT_COMMAND@a} == *a* ]]; then
