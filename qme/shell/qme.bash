@@ -236,9 +236,14 @@ __qme_set_recording() {
 
 qme() {
     # shellcheck disable=SC2319 # the status of the user's last command, for `qme on`
-    local __qme_last=$? # (a __qme_ name: the snapshot leaves those out)
+    local __qme_last=$? __qme_traps='' # (__qme_ names: the snapshot leaves those out)
     case ${1-} in
-        on | off) __qme_switch "$1" "$__qme_last" ;;
+        on | off)
+            # The DEBUG and RETURN traps, which bash shows only to a function with
+            # the trace attribute (this one), for the snapshot.
+            [[ $1 == off || -n ${QME_SESSION-} ]] || __qme_traps=$(builtin trap -p DEBUG RETURN)
+            __qme_switch "$1" "$__qme_last"
+            ;;
         status) if (($# > 1)); then # status --json: qme says it, told what the hooks know
             QME_HOOKS="bash $__qme_recording" command qme "$@"
         else __qme_switch status "$__qme_last"; fi ;;
@@ -246,6 +251,8 @@ qme() {
         *) command qme "$@" ;;
     esac
 }
+
+declare -ft qme
 
 __qme_switch() {
     if [[ -z ${QME_SESSION-} ]]; then
@@ -329,6 +336,7 @@ __qme_snapshot() {
     printf 'PS0=%q\n' "${PS0-}"
     builtin umask -p
     builtin trap -p
+    [[ -z $__qme_traps ]] || printf '%s\n' "$__qme_traps"
     printf 'builtin cd -- %q\n' "$PWD"
     for ((__qme_i = ${#DIRSTACK[@]} - 1; __qme_i > 0; __qme_i--)); do
         printf 'builtin pushd -n -- %q >/dev/null\n' "${DIRSTACK[__qme_i]}"
