@@ -46,19 +46,18 @@ __qme_encode() {
 # shellcheck disable=SC2016 # expanded when the trap runs
 __qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_last=$_; eval "$__qme_restore"; __qme_tell; : "$__qme_last"; fi'
 # shellcheck disable=SC2016 # run by the prompt hook (see __qme_pc)
-__qme_arm='if [[ $__qme_recording == 1 ]]; then
-    { builtin trap -p DEBUG; printf "\0"; } 3<>"$QME_SESSION_DIR/capture.$$" >&3
-    IFS= read -rd "" __qme_captured <"$QME_SESSION_DIR/capture.$$"
-    if [[ $__qme_captured != *__qme_go* ]]; then # (else ours is there still: no line ran)
-        __qme_their="" __qme_restore="builtin trap - DEBUG"
-        if [[ -n $__qme_captured ]]; then
-            eval "__qme_keep_trap ${__qme_captured#trap }"
-            __qme_restore="builtin $__qme_captured"
-        fi
-        __qme_debug=$__qme_on_debug
-        [[ -z $__qme_xt ]] || __qme_debug="{ $__qme_debug; } 2>/dev/null"
-        builtin trap -- "$__qme_debug${__qme_their:+; $__qme_their}" DEBUG
+__qme_arm='if [[ $__qme_recording == 1 ]] &&
+    { builtin trap -p DEBUG; printf "\0"; } 3<>"$QME_SESSION_DIR/capture.$$" >&3 &&
+    IFS= read -rd "" __qme_captured <"$QME_SESSION_DIR/capture.$$" &&
+    [[ $__qme_captured != *__qme_go* ]]; then # (else ours is there still: no line ran)
+    __qme_their="" __qme_restore="builtin trap - DEBUG"
+    if [[ -n $__qme_captured ]]; then
+        eval "__qme_keep_trap ${__qme_captured#trap }"
+        __qme_restore="builtin $__qme_captured"
     fi
+    __qme_debug=$__qme_on_debug
+    [[ -z $__qme_xt ]] || __qme_debug="{ $__qme_debug; } 2>/dev/null"
+    builtin trap -- "$__qme_debug${__qme_their:+; $__qme_their}" DEBUG
 fi
 __qme_return "$__qme_rc"'
 
@@ -75,8 +74,8 @@ __qme_keep_trap() { __qme_their=$2; }
 __qme_tell() {
     __qme_go=0
     [[ -o history ]] || return 0
+    __qme_capture builtin history 1 || return 0 # (the session's folder is gone)
     __qme_encode "$PWD"
-    __qme_capture builtin history 1
     __qme_told=$'\e]6973;qme;S;'"$$;$__qme_encoded;h;$__qme_captured"$'\a'
     if [[ -n $__qme_prev ]]; then
         __qme_capture builtin history 2
