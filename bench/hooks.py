@@ -11,7 +11,8 @@ in its rc file); and inside `qme session` with recording on (the hooks print the
 marks, the proxy strips them, the store gets one task per command). Each is timed
 in `--rounds` fresh shells, taking turns; the median is reported. Then, under
 strace, the processes each prompt starts (clone/fork) and the programs it runs
-(execve): the hooks must start no Python (no execve); bash's PS0 takes one subshell.
+(execve): the hooks must start no process at all (bash's PS0 took one subshell until
+2026-12-04; a DEBUG trap now tells the line, see docs/shell.md).
 
 `qme on` with a large state: in a shell with the hooks loaded and 500 aliases and
 500 functions (and as many variables) defined, the time from `qme on` to the
