@@ -296,6 +296,31 @@ def test_other_prompt_tools_keep_working(world, shells, kind, order):
     assert [t.status for t in tasks[:2]] == ["complete"] * 2
 
 
+# As bash-preexec does: its DEBUG trap is set from PROMPT_COMMAND at the first
+# prompt, after qme's hook has put its own in place.
+LATE_TRAP = (
+    "__d=0\n"
+    "__install() { trap '__d=$((__d + 1))' DEBUG\n"
+    '  PROMPT_COMMAND=("${PROMPT_COMMAND[@]/__install}"); }\n'
+    "PROMPT_COMMAND+=(__install)\n"
+)
+
+
+def test_a_debug_trap_set_at_the_first_prompt_keeps_working_and_every_line_is_recorded(
+    world, shells
+):
+    sh = world.session("bash", rc=LATE_TRAP)
+    shells.append(sh)
+    lines = [COUNTERS["bash"], 'echo "sec""ond"', COUNTERS["bash"]]
+    shown = [sh.run(line) for line in lines]
+    assert b"d=4" in shown[0] and b"d=4" in shown[2]
+    assert sh.exit() == 0
+    tasks = world.tasks()
+    assert commands(tasks) == [*lines, "exit"]
+    assert tasks[1].output == b"second\r\n"
+    assert all(b"d=4" in t.output for t in (tasks[0], tasks[2]))
+
+
 REPLACE_HOOKS = {"bash": "PROMPT_COMMAND='true'", "zsh": "precmd_functions=()"}
 
 
