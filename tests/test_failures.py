@@ -486,7 +486,7 @@ def test_the_recorder_keeps_only_the_frames_of_tasks_not_yet_written(qme_home):
         task.end(0)
         writer.update(task)
         wait_for(lambda: writer.error is None and not writer.unconfirmed, what="written")
-        assert (writer.sent, writer.sent_size) == ([], 0)
+        assert (writer.sent, writer.sent_size) == ({}, 0)
     assert writer.close() is None
     with Queue(config_dir=qme_home) as queue:
         assert [len(queue.get(t.id).output) for t in queue.list()] == [100_000] * 3

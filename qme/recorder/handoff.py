@@ -75,7 +75,9 @@ class ChildWriter:
         self.timer = (time.monotonic() + START_DELAY, self.start)
         self.busy = None  # the store is written in the child: never by this process
         self.pid = 0
-        self.sent: list[bytes] | None = []  # every frame but close, for a child taking over
+        # Every frame but close, by task (in the order tasks began), for a child
+        # taking over.
+        self.sent: dict[str, list[bytes]] | None = {}
         self.sent_size = 0
         # Tasks whose final update was sent, oldest first: once the child says it is
         # written (SYNCED), their frames leave `sent` (a session's proxy keeps only
@@ -190,7 +192,11 @@ class ChildWriter:
         self.takeovers += 1
         self.lines, self.store_took_first, self.synced = [], False, False
         self.silent_end = False
-        self.backlog = [b"resume" + f[3:] if f.startswith(b"add ") else f for f in self.sent]
+        self.backlog = [
+            b"resume" + f[3:] if f.startswith(b"add ") else f
+            for frames in self.sent.values()
+            for f in frames
+        ]
         self.backlog_size = self.sent_size
         try:
             self._fork()
@@ -209,7 +215,7 @@ class ChildWriter:
         self.backlog.append(frame(op, task_id, payload))
         self.backlog_size += len(self.backlog[-1])
         if self.sent is not None:
-            self.sent.append(self.backlog[-1])
+            self.sent.setdefault(task_id, []).append(self.backlog[-1])
             self.sent_size += len(self.backlog[-1])
             if self.sent_size > REPLAY_LIMIT:  # a child that dies now loses the record
                 self.sent = None
@@ -286,9 +292,9 @@ class ChildWriter:
         each, in order): a child taking over will not need their frames."""
         done = set(self.unconfirmed[:written])
         del self.unconfirmed[:written]
-        if done and self.sent is not None:
-            self.sent = [f for f in self.sent if f.split(b" ", 2)[1].decode() not in done]
-            self.sent_size = sum(map(len, self.sent))
+        if self.sent is not None:
+            for task_id in done:
+                self.sent_size -= sum(map(len, self.sent.pop(task_id, ())))
 
 
 def _ended(pid: int) -> str:

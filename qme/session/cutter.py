@@ -151,7 +151,6 @@ class CommandCutter:
             step(arg)
         except Exception as exc:  # noqa: BLE001 - never let recording break the shell
             self.stopped = f"{type(exc).__name__}: {exc}"
-        self._check_writer()
 
     def _check_writer(self) -> None:
         error = self.writer.error
@@ -278,7 +277,9 @@ class CommandCutter:
 
     def _notice(self) -> bytes:
         """Say once each, just before a prompt, that records go to the spool and
-        that recording stopped."""
+        that recording stopped. (The writer's reports are read here, not at each
+        chunk of output: a read of their pipe is a system call.)"""
+        self._check_writer()
         shown = []
         for notice in self.untold():
             self.told.add(notice)
