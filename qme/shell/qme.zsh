@@ -33,12 +33,20 @@ __qme_preexec() {
     printf '\e]6973;qme;S;%s;%s;c;%s\a' "$$" "$cwd" "$REPLY"
 }
 
+# Runs first of the precmd functions, with $? still the command's.
 __qme_precmd() {
+    { local last=$?; setopt localoptions noxtrace; } 2>/dev/null
     if [[ -n $__qme_line ]]; then
-        __qme_uses "$__qme_line"
+        local word # most lines use no alias or function: one look first
+        for word in ${(z)__qme_line}; do
+            if (( ${+aliases[$word]} || ${+functions[$word]} )); then
+                __qme_uses "$__qme_line"
+                break
+            fi
+        done
         __qme_line=
     fi
-    printf '\e]6973;qme;E;%s;%s\a' "$$" "$1"
+    printf '\e]6973;qme;E;%s;%s\a' "$$" "$last"
 }
 
 # A mark for each alias and function the line $1 uses (and those use in turn), as
@@ -172,11 +180,7 @@ __qme_install() {
     autoload -Uz add-zsh-hook
     add-zsh-hook preexec __qme_preexec
     # precmd functions run with $? still the command's; ours must see it first.
-    precmd_functions=(__qme_precmd_status ${precmd_functions:#__qme_precmd_status})
-    __qme_precmd_status() {
-        { local last=$?; setopt localoptions noxtrace; } 2>/dev/null
-        __qme_precmd $last
-    }
+    precmd_functions=(__qme_precmd ${precmd_functions:#__qme_precmd})
     zmodload zsh/parameter 2>/dev/null # $aliases and $functions, for __qme_uses
 }
 __qme_install
