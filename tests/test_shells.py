@@ -430,6 +430,32 @@ def test_bash_tells_its_lines_without_a_subshell_and_without_a_trace(world, shel
     assert all(t.status == "complete" for t in tasks[:-1])
 
 
+STRICT_LINES = {
+    "bash": ["set -u", 'echo "u""1"', "set +u; set -e", "false && true", '( echo "s""2" )'],
+    "zsh": ["setopt nounset", 'echo "u""1"', "unsetopt nounset; setopt errexit", "false && true"],
+}
+
+
+@pytest.mark.parametrize("shell", list(STRICT_LINES))
+def test_errexit_and_nounset_typed_in_a_session_end_nothing_but_what_they_would(
+    world, shells, shell
+):
+    """Under `set -e`/`set -u` the hooks must not fail where the shell would not:
+    a failed hook would end the user's shell at the next prompt."""
+    require_program(shell)
+    sh = world.session(shell)
+    shells.append(sh)
+    lines = [*STRICT_LINES[shell], 'echo "still""here"']
+    for line in lines:
+        sh.run(line)
+    assert sh.exit() == 0
+    tasks = world.tasks()
+    assert commands(tasks) == [*lines, "exit"]
+    assert tasks[-2].output == b"stillhere\r\n"
+    failed = tasks[lines.index("false && true")]
+    assert (failed.status, failed.returncode) == ("failed", 1)
+
+
 def test_status_and_pipestatus_reach_the_next_command(world, shells, kind):
     lines = syntax("statuses", kind)
     sh = world.session(kind)

@@ -42,9 +42,11 @@ __qme_encode() {
 # proxy keeps the output that came before. The trap's own status is 0 (under
 # extdebug, another skips the command) and it leaves $_ as it was. Both run
 # outside any function: in one, bash hides the DEBUG trap and puts it back on
-# return.
+# return. What qme runs from the trap and the prompt hook is called as `… && :`,
+# so that under `set -e` nothing in it can end the shell (bash ignores errexit
+# there, down into the functions it calls).
 # shellcheck disable=SC2016 # expanded when the trap runs
-__qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_last=$_; eval "$__qme_restore"; __qme_tell; : "$__qme_last"; fi'
+__qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_last=$_; eval "$__qme_restore" && :; __qme_tell && :; : "$__qme_last"; fi'
 # shellcheck disable=SC2016 # run by the prompt hook (see __qme_pc)
 __qme_arm='if [[ $__qme_recording == 1 ]] &&
     { builtin trap -p DEBUG; printf "\0"; } 3<>"$QME_SESSION_DIR/capture.$$" >&3 &&
@@ -356,7 +358,7 @@ __qme_history_file() {
 # stderr is /dev/null: under `set -x`, the trace of the hook is not the command's
 # output (and the DEBUG trap's likewise, see __qme_arm).
 # shellcheck disable=SC2016 # expanded when the prompt hook runs
-__qme_pc='{ __qme_precmd; eval "$__qme_arm"; } 2>/dev/null'
+__qme_pc='{ __qme_precmd && :; eval "$__qme_arm" && :; } 2>/dev/null'
 __qme_install() {
     [[ -n ${QME_SESSION-} ]] || return 0
     if [[ -n ${PROMPT_COMMAND+set} && ${PROMPT_COMMAND@a} == *a* ]]; then
