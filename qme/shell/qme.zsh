@@ -21,10 +21,7 @@ __qme_encode() {
     REPLY=${REPLY//;/%3B}
 }
 
-# Under `setopt xtrace`, a hook's trace would be the command's output: each turns
-# it off first (in a group whose own trace goes to /dev/null).
 __qme_preexec() {
-    { setopt localoptions noxtrace; } 2>/dev/null
     [[ $__qme_recording == 1 ]] || return 0
     local cwd
     __qme_line=$1
@@ -35,7 +32,7 @@ __qme_preexec() {
 
 # Runs first of the precmd functions, with $? still the command's.
 __qme_precmd() {
-    { local last=$?; setopt localoptions noxtrace; } 2>/dev/null
+    local last=$?
     if [[ -n $__qme_line ]]; then
         local word # most lines use no alias or function: one look first
         for word in ${(z)__qme_line}; do
@@ -177,10 +174,19 @@ __qme_snapshot() {
 # In a session: preexec and precmd hooks; again after a snapshot is loaded.
 __qme_install() {
     [[ -n ${QME_SESSION-} ]] || return 0
+    zmodload zsh/parameter 2>/dev/null # $functions here, $aliases for __qme_uses
+    # The hooks run with zsh's own options and xtrace off, whatever the user has
+    # set (`setopt xtrace`: their trace would be the command's output; `ksharrays`,
+    # `errexit`, `nounset`): sticky emulation sets them as each is entered and
+    # puts the user's back as it returns, with no redirection (a dozen system
+    # calls) and no trace of its own.
+    local name
+    for name in __qme_encode __qme_preexec __qme_precmd __qme_uses __qme_mark_use; do
+        emulate zsh -o noxtrace -c "$name() { ${functions[$name]} }"
+    done
     autoload -Uz add-zsh-hook
     add-zsh-hook preexec __qme_preexec
     # precmd functions run with $? still the command's; ours must see it first.
     precmd_functions=(__qme_precmd ${precmd_functions:#__qme_precmd})
-    zmodload zsh/parameter 2>/dev/null # $aliases and $functions, for __qme_uses
 }
 __qme_install
