@@ -342,3 +342,7 @@ def test_hooks_replaced_in_the_session_are_told_and_qme_on_puts_them_back(world,
     by_command = {t.command: t for t in world.tasks()}
     assert by_command["(exit 4)"].status == "failed"
     assert by_command["(exit 4)"].returncode == 4
+    # Meanwhile commands were recorded all the same, without their exit status (nor
+    # the end of their output: the prompt after them goes with it).
+    assert by_command["echo one"].output.startswith(b"one\r\n")
+    assert by_command["echo two"].output.startswith(b"two\r\n")

@@ -22,7 +22,8 @@ __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
 __qme_hc='' __qme_hi='' __qme_blank=0 __qme_told='' __qme_prev='' __qme_xt=''
-__qme_go=0 __qme_their='' __qme_restore='' __qme_rc=0 __qme_last='' __qme_debug=''
+__qme_go=0 __qme_their='' __qme_restore='' __qme_rc=0 __qme_last='' __qme_debug='' __qme_ran=0
+__qme_fork=(1) # see __qme_ps0
 declare -A __qme_void=()
 
 
@@ -66,24 +67,27 @@ __qme_return "$__qme_rc"'
 # `trap -p DEBUG` prints `trap -- 'ACTION' DEBUG`: this is called with its words.
 __qme_keep_trap() { __qme_their=$2; }
 
-# The start mark with the line straight from the history, kept in __qme_told for
-# __qme_after. Every line is in the history whatever HISTCONTROL and HISTIGNORE
+# The start mark with the line straight from the history, in __qme_told (kept for
+# __qme_after). Every line is in the history whatever HISTCONTROL and HISTIGNORE
 # say (see __qme_history_rules), unless the history is off (`set +o history`):
 # then the line cannot be known, and the command is not recorded. When
 # __qme_drop_if needs the entry before, a mark the proxy ignores holds the last
-# two. To /dev/tty: the command's own redirections (`{ make; } >log`) may be in
-# place already.
-__qme_tell() {
+# two.
+__qme_line_marks() {
     __qme_go=0
-    [[ -o history ]] || return 0
-    __qme_capture builtin history 1 || return 0 # (the session's folder is gone)
+    [[ -o history ]] || return 1
+    __qme_capture builtin history 1 || return 1 # (the session's folder is gone)
     __qme_encode "$PWD"
     __qme_told=$'\e]6973;qme;S;'"$$;$__qme_encoded;h;$__qme_captured"$'\a'
     if [[ -n $__qme_prev ]]; then
         __qme_capture builtin history 2
         __qme_told+=$'\e]6973;qme;P;'"$__qme_captured"$'\a'
     fi
-    printf '%s' "$__qme_told" 2>/dev/null >/dev/tty
+}
+
+# To /dev/tty: the command's own redirections (`{ make; } >log`) may be in place.
+__qme_tell() {
+    __qme_line_marks && printf '%s' "$__qme_told" 2>/dev/null >/dev/tty
     return 0
 }
 
@@ -187,6 +191,7 @@ __qme_drop_if() {
 
 __qme_precmd() {
     local status=$?
+    __qme_ran=1
     __qme_xt=${-//[!x]/} # the DEBUG trap runs with stderr on /dev/null only under `set -x`
     ((__qme_go)) && __qme_tell # another DEBUG trap took the place of ours
     __qme_history_rules
@@ -217,9 +222,12 @@ __qme_history_rules() {
 # PS0 prints the begin mark, arms the DEBUG trap and puts the user's history
 # settings back before the command runs, without a subshell: the expansions that
 # do it are the key of an element of __qme_void, which is never set, so that they
-# print nothing.
+# print nothing. If the prompt hook did not run since the last line (something
+# replaced PROMPT_COMMAND), nothing put the trap in place: then, and only then,
+# PS0 prints the line from a subshell, as it did before the trap (__qme_fork has
+# an element at 0 only), and the command is recorded, without its exit status.
 # shellcheck disable=SC2016 # expanded by bash when it shows PS0, not here
-__qme_ps0='\e]6973;qme;B;$$\a${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0,__qme_go=1))]-}'
+__qme_ps0='\e]6973;qme;B;$$\a${__qme_fork[__qme_ran]:+$({ __qme_line_marks && printf %s "$__qme_told"; } 2>/dev/null)}${__qme_void[x${__qme_hc:+${HISTCONTROL:=$__qme_hc}}${__qme_hi:+${HISTIGNORE:=$__qme_hi}}$((__qme_blank=0,__qme_go=__qme_ran,__qme_ran=0))]-}'
 
 # Ours goes last in PS0, so that what the user's own PS0 prints is not recorded.
 __qme_set_recording() {
