@@ -28,6 +28,9 @@ CANCEL_EXITS = (130, 143)
 COMMAND_WIDTH = 60  # characters of the command a message shows
 TERMINAL_WAIT = 5.0  # seconds to wait for the user's shell to take its terminal back
 TERMINAL_POLL = 0.05
+# How long the shell must hold its terminal before qme writes there: between two
+# commands of one line (`qme run make; vim`) it holds it for an instant only.
+TERMINAL_SETTLE = 0.2
 
 
 class Message:
@@ -166,7 +169,8 @@ class Terminal:
     the shell itself, at its prompt (for `qme run`), or the `qme on` that
     records the shell. It never writes while another program (an editor, the
     next command) owns the terminal: it waits up to TERMINAL_WAIT seconds for
-    the shell to take it back, and otherwise the terminal is not told."""
+    the shell to take it back (and hold it TERMINAL_SETTLE seconds), and
+    otherwise the terminal is not told."""
 
     def __init__(self, fd: int, leader: int, groups: frozenset[int], device: int, path: str):
         self.fd, self.leader, self.groups = fd, leader, groups
@@ -211,9 +215,17 @@ class Terminal:
         command ran in `qme on`, whose own process group may hold the foreground."""
         groups = self.groups if session else frozenset({self.leader})
         deadline = time.monotonic() + wait
-        while not self.owned(groups):
-            if time.monotonic() > deadline:
-                return False
+        held_since = None
+        while True:
+            now = time.monotonic()
+            if not self.owned(groups):
+                held_since = None
+                if now > deadline:
+                    return False
+            elif held_since is None:
+                held_since = now
+            elif now - held_since >= TERMINAL_SETTLE:
+                break
             time.sleep(TERMINAL_POLL)
         try:
             return os.write(self.fd, data) == len(data)
