@@ -22,7 +22,7 @@ __qme_loaded=1
 
 __qme_recording=${QME_SESSION_RECORD:-0}
 __qme_hc='' __qme_hi='' __qme_blank=0 __qme_told='' __qme_prev='' __qme_xt=''
-__qme_go=0 __qme_their='' __qme_restore='' __qme_rc=0 __qme_last='' __qme_debug='' __qme_ran=0
+__qme_go=0 __qme_their='' __qme_restore='' __qme_rc=0 __qme_arg='' __qme_debug='' __qme_ran=0
 __qme_fork=(1) # see __qme_ps0
 declare -A __qme_void=()
 
@@ -47,7 +47,9 @@ __qme_encode() {
 # so that under `set -e` nothing in it can end the shell (bash ignores errexit
 # there, down into the functions it calls).
 # shellcheck disable=SC2016 # expanded when the trap runs
-__qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_last=$_; eval "$__qme_restore" && :; __qme_tell && :; : "$__qme_last"; fi'
+__qme_on_debug='if ((__qme_go && !BASH_SUBSHELL)); then __qme_arg=$_; eval "$__qme_restore" && :; __qme_tell && :; : "$__qme_arg"; fi'
+# (__qme_capture's two lines are written out here: in it, a function, bash would
+# hide the trap.)
 # shellcheck disable=SC2016 # run by the prompt hook (see __qme_pc)
 __qme_arm='if [[ $__qme_recording == 1 ]] &&
     { builtin trap -p DEBUG; printf "\0"; } 3<>"$QME_SESSION_DIR/capture.$$" >&3 &&

@@ -34,13 +34,7 @@ __qme_preexec() {
 __qme_precmd() {
     local last=$?
     if [[ -n $__qme_line ]]; then
-        local word # most lines use no alias or function: one look first
-        for word in ${(z)__qme_line}; do
-            if (( ${+aliases[$word]} || ${+functions[$word]} )); then
-                __qme_uses "$__qme_line"
-                break
-            fi
-        done
+        __qme_uses "$__qme_line"
         __qme_line=
     fi
     printf '\e]6973;qme;E;%s;%s\a' "$$" "$last"
