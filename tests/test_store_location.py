@@ -90,3 +90,27 @@ def test_what_qme_writes_in_its_home_is_private(qme, qme_home, database):
     for path in paths:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_a_reader_waits_for_a_store_another_qme_is_making(qme_home):
+    """The file exists, empty, while its maker is still inside its first
+    transaction: the reader waits for it, as any writer would, and then reads
+    the made store. (SQLite answers a switch to WAL there with 'database is
+    locked' at once, without waiting; a `qme ls` typed then failed.)"""
+    import sqlite3
+    import threading
+
+    from qme.store.base import TaskQuery
+    from qme.store.sqlite import SqliteStore
+
+    qme_home.mkdir(mode=0o700)
+    path = qme_home / "qme.db"
+    maker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    maker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, maker.execute, ["COMMIT"]).start()
+    try:
+        store = SqliteStore(path, create=False)
+    finally:
+        maker.close()
+    assert store.list(TaskQuery()) == []
+    store.close()

@@ -201,8 +201,7 @@ class SqliteStore(Store):
             return
         if version > len(MIGRATIONS):
             raise StoreError(f"{self.path} was written by a newer qme (schema {version})")
-        # WAL lets readers (qme ls, the dashboard) work while commands record.
-        db.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(db)
         with _Transaction(db):
             # Re-read inside the write lock: another qme may have migrated meanwhile.
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -214,6 +213,21 @@ class SqliteStore(Store):
                     if statement.strip():
                         db.execute(statement)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """WAL lets readers (qme ls, the dashboard) work while commands record.
+        While another qme is making the store, SQLite refuses the switch with
+        'database is locked' at once, without its busy handler (the switch
+        upgrades a read lock): wait for it as a writer waits."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _write(self):
         if self.missing:  # a reader's first write creates the file
