@@ -49,6 +49,40 @@ def test_what_is_redacted(text, redacted):
     assert Redactor().data(text.encode()) == redacted.encode()
 
 
+# With SECRET_COMMANDS, a secret for each word the built-in patterns are looked for by.
+MORE_SECRETS = [
+    "mysql -uroot -pS3cret db",
+    "mariadb-dump -uroot -pS3cret db",
+    "http --auth bob:pw https://x",
+    "curl -a bob:pw https://x",
+    "curl -H 'Authorization: token abc' https://api",
+    "export AWS_SESSION=ASIAABCDEFGHIJKLMNOP",
+    *(f"echo gh{kind}_{'a1' * 18}" for kind in "pousr"),
+    "export PASSWD=hunter2",
+    "--client-secret=abc",
+    "[redacted private key…]\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("case", [str, str.upper, str.lower, str.swapcase])
+def test_a_pattern_is_skipped_only_where_it_cannot_match(case):
+    """Each built-in pattern is searched for only in text that holds one of its
+    words (output at ~50 MB/s, not ~2): that finds what all of them always would,
+    in any case, for a secret of every word."""
+    import re
+
+    from qme.redact import BUILTIN, OPEN_KEY, _combined, _replacer
+
+    texts = [*SECRET_COMMANDS, *MORE_SECRETS, *HARMLESS_COMMANDS, KEY]
+    for words, pattern in BUILTIN:
+        for word in words:
+            found = [t for t in texts if word.lower() in t.lower() and re.search(pattern, t)]
+            assert found, f"no secret holds {word!r} and matches {pattern!r}"
+    everything = _combined(tuple(range(len(BUILTIN))), str)
+    for text in map(case, texts):
+        assert Redactor().text(text) == everything.sub(_replacer(MARK, OPEN_KEY), text), text
+
+
 def test_a_secret_cut_by_any_chunk_boundary_is_caught():
     data = f"line one\n{KEY}then {TOKEN} and https://u:pw@h/ end\nlast {TOKEN}".encode()
     whole = Redactor().data(data)
