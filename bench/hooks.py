@@ -9,7 +9,10 @@ pty, waiting for each prompt, three ways: the plain shell; the shell with qme's
 hook file sourced but outside a session (what every shell pays once `qme init` is
 in its rc file); and inside `qme session` with recording on (the hooks print their
 marks, the proxy strips them, the store gets one task per command). Each is timed
-in `--rounds` fresh shells, taking turns; the median is reported. Then, under
+in `--rounds` fresh shells, taking turns; the median is reported, of the wall time
+and of the CPU time that the program on the pty and all it started (the proxy, the
+shell, the writer) ran meanwhile (/proc/PID/task/*/schedstat): on two cores the wall
+time of a round swings by a third, its CPU time much less. Then, under
 strace, the processes each prompt starts (clone/fork) and the programs it runs
 (execve): the hooks must start no process at all (bash's PS0 took one subshell until
 2026-12-04; a DEBUG trap now tells the line, see docs/shell.md).
@@ -250,11 +253,39 @@ def type_commands(pty: Pty, count: int) -> float:
     return time.perf_counter() - began
 
 
-def per_prompt(kinds, builds: list[peers.Build], commands: int, rounds: int) -> dict:
-    """Seconds for `commands` commands by (shell, way's label), median of rounds."""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """Seconds of CPU run so far by pid and its descendants: the live ones' threads
+    by the scheduler's own count (ns), and the children they have reaped by their
+    stat's cutime and cstime (ticks: bash's PS0 subshell of ca771eb, one a prompt)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        process = todo.pop()
+        try:
+            with open(f"/proc/{process}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+            total += (int(fields[13]) + int(fields[14])) / TICKS  # cutime, cstime
+            for thread in os.listdir(f"/proc/{process}/task"):
+                where = f"/proc/{process}/task/{thread}"
+                with open(f"{where}/schedstat") as handle:
+                    total += int(handle.read().split()[0]) / 1e9
+                with open(f"{where}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # ended meanwhile
+    return total
+
+
+def per_prompt(kinds, builds: list[peers.Build], commands: int, rounds: int) -> tuple[dict, dict]:
+    """Seconds of wall time, and of CPU (the program on the pty and all it started:
+    the proxy, the shell, the writer), for `commands` commands by (shell, way's
+    label), medians of rounds."""
     times: dict[tuple[str, str], list[float]] = {
         (k, b.label(m)): [] for k in kinds for m, b in ways(builds)
     }
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in times}
     for round_number in range(rounds):
         for kind in kinds:
             turns = peers.in_turns(ways(builds), round_number, builds, lambda w: w[1].label(w[0]))
@@ -262,11 +293,13 @@ def per_prompt(kinds, builds: list[peers.Build], commands: int, rounds: int) -> 
                 pty = start_shell(kind, mode, build)
                 try:
                     type_commands(pty, 20)  # warm up
+                    ran = tree_cpu(pty.pid)
                     times[(kind, build.label(mode))].append(type_commands(pty, commands))
+                    cpu[(kind, build.label(mode))].append(tree_cpu(pty.pid) - ran)
                 finally:
                     pty.close()
         peers._log(f"per-prompt round {round_number + 1}/{rounds} done")
-    return {key: statistics.median(values) for key, values in times.items()}
+    return tuple({k: statistics.median(v) for k, v in found.items()} for found in (times, cpu))
 
 
 def processes_per_prompt(kinds, builds: list[peers.Build], commands: int) -> dict:
@@ -410,7 +443,7 @@ def main() -> None:
         return
     path = data_file(parse_size(args.size))
 
-    timed = per_prompt(kinds, builds, args.commands, args.rounds)
+    timed, cpu = per_prompt(kinds, builds, args.commands, args.rounds)
     traced = processes_per_prompt(kinds, builds, args.traced)
 
     print(
@@ -431,6 +464,7 @@ def main() -> None:
                     f"{total / args.commands * 1000:.3f}",
                     f"{(total - plain) / args.commands * 1000:+.3f}",
                     f"{total / plain:.2f}x",
+                    f"{cpu[(kind, build.label(mode))] / args.commands * 1000:.3f}",
                     *(["n/a"] * 3 if counted is None else [f"{n:.2f}" for n in counted]),
                 ]
             )
@@ -443,6 +477,7 @@ def main() -> None:
                 "ms/command",
                 "ms/command vs plain",
                 "vs plain",
+                "CPU ms/command",
                 "processes/prompt",
                 "threads/prompt",
                 "execs/prompt",
@@ -453,14 +488,10 @@ def main() -> None:
     for before in builds[1:]:
         ms = 1000 / args.commands
         rows = [
-            (
-                f"{kind}, {mode}",
-                "ms/command",
-                timed[(kind, mode)] * ms,
-                timed[(kind, before.label(mode))] * ms,
-            )
+            (f"{kind}, {mode}", unit, *(found[(kind, m)] * ms for m in (mode, before.label(mode))))
             for kind in kinds
             for mode in MODES[1:]
+            for unit, found in (("ms/command", timed), ("CPU ms/command", cpu))
         ]
         print()
         print(peers.after_before(before, rows))
