@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 MARK = "[redacted]"
 OPEN_KEY = "[redacted private key…]"
 WINDOW = 4096  # bytes of a stream's unfinished last line kept for the next chunk
+# Output is searched this much at a time: the look for the patterns' words goes
+# through it once per word, at ~70 MB/s while it stays in the CPU's cache, ~40 when
+# it does not (50 MB at once).
+PIECE = 64 * 1024
 _OPEN_KEY = OPEN_KEY.encode()
 
 _KEY_BODY = r"(?:[A-Za-z0-9+/=]|\r?\n)*"
@@ -194,6 +198,9 @@ class StreamRedactor:
         self.kept: dict[tuple[str, str], bytes] = {}
 
     def feed(self, task_id: str, stream: str, data: bytes) -> bytes:
+        if len(data) > PIECE:  # the writer joins what comes at once: 50 MB of `cat`
+            pieces = (data[at : at + PIECE] for at in range(0, len(data), PIECE))
+            return b"".join(self.feed(task_id, stream, piece) for piece in pieces)
         key = (task_id, stream)
         whole = self.kept.pop(key, b"") + data
         cut = whole.rfind(b"\n") + 1

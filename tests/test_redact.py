@@ -95,6 +95,22 @@ def test_a_secret_cut_by_any_chunk_boundary_is_caught():
         assert TOKEN.encode() not in out and b"b3Blbn" not in out and b"pw@" not in out
 
 
+def test_a_large_chunk_is_searched_a_piece_at_a_time_with_the_same_result():
+    """The writer joins what comes at once (50 MB of `cat`) into one chunk; it is
+    searched PIECE bytes at a time, with secrets across the pieces' edges."""
+    from qme.redact import PIECE
+
+    secrets = f"then {TOKEN} and https://u:pw@h/ end\n{KEY}".encode()
+    block = (b"y" * 79 + b"\n") * 5 + b"z" * 17 + b"\n" + secrets
+    data = block * (16 * PIECE // len(block))
+    edges = [at % len(block) for at in range(PIECE, len(data), PIECE)]
+    assert sum(at > len(block) - len(secrets) for at in edges) >= 3  # edges cut secrets
+    stream = StreamRedactor(Redactor())
+    out = stream.feed("t", "output", data) + stream.flush("t", "output")
+    assert out == Redactor().data(data)
+    assert TOKEN.encode() not in out and b"b3Blbn" not in out and b"pw@" not in out
+
+
 def stored(qme, database="sqlite"):
     tasks = json.loads(ok(qme("--database", database, "ls", "--json")))
     return [json.loads(ok(qme("--database", database, "get", t["id"]))) for t in tasks]
