@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 MARK = "[redacted]"
 OPEN_KEY = "[redacted private key…]"
-WINDOW = 4096  # bytes of a stream's unfinished last line kept for the next chunk
+# Bytes of a stream's unfinished last line kept for the next chunk. A longer line is
+# cut between words, so a secret's name and its value are caught together when the
+# value is shorter than this (a 5,000-byte value after `--password ` was not, at 4 KiB).
+WINDOW = 64 * 1024
 # Output is searched this much at a time: the look for the patterns' words goes
 # through it once per word, at ~70 MB/s while it stays in the CPU's cache, ~40 when
 # it does not (50 MB at once).
@@ -204,6 +207,8 @@ class StreamRedactor:
         key = (task_id, stream)
         whole = self.kept.pop(key, b"") + data
         cut = whole.rfind(b"\n") + 1
+        # A carriage return not followed by a newline (a progress bar's) ends a line too.
+        cut = whole.rfind(b"\r", cut, len(whole) - 1) + 1 or cut
         if len(whole) - cut > WINDOW:  # a long line: cut it between words
             cut = len(whole) - WINDOW
             space = max(whole.rfind(b" ", 0, cut), whole.rfind(b"\t", 0, cut))

@@ -95,6 +95,18 @@ def test_a_secret_cut_by_any_chunk_boundary_is_caught():
         assert TOKEN.encode() not in out and b"b3Blbn" not in out and b"pw@" not in out
 
 
+@pytest.mark.parametrize("cut, shown_at_once", [(10, b"\r"), (3000, b"\rstep 1/2\r")])
+def test_a_long_value_on_a_line_cut_in_two_chunks_is_caught(cut, shown_at_once):
+    """A line longer than a chunk (a 5,000-byte value after `--password `) is
+    caught whole; a progress bar's carriage returns end its lines."""
+    line = b"\rstep 1/2\rstep 2/2 --password " + b"S" * 5000 + b" done\r\n"
+    stream = StreamRedactor(Redactor())
+    first = stream.feed("t", "output", line[:cut])
+    out = first + stream.feed("t", "output", line[cut:]) + stream.flush("t", "output")
+    assert out == b"\rstep 1/2\rstep 2/2 --password [redacted] done\r\n"
+    assert first == shown_at_once  # a last carriage return may be a CRLF's: kept
+
+
 def test_a_large_chunk_is_searched_a_piece_at_a_time_with_the_same_result():
     """The writer joins what comes at once (50 MB of `cat`) into one chunk; it is
     searched PIECE bytes at a time, with secrets across the pieces' edges."""
