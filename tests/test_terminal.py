@@ -521,6 +521,36 @@ def test_a_background_job_runs_on_without_being_stopped(qme_home, tmp_path):
 
 # -- a lost write is a lost record ------------------------------------------------------
 
+# Writes to its stderr, closes it (its pty then answers qme's reads with EIO), and
+# writes again through the terminal's name, as a program that reopens its terminal
+# does: the pty is back.
+REOPENS_ITS_TERMINAL = """
+import os, time
+name = os.ttyname(2)
+os.write(2, b"before the close\\n")
+os.close(2)
+time.sleep(0.4)
+fd = os.open(name, os.O_WRONLY | os.O_NOCTTY)
+os.write(fd, b"after it\\n")
+os.close(fd)
+time.sleep(1.5)
+"""
+
+
+def test_a_pty_that_answered_eio_is_still_read(qme_home):
+    """EIO from a pty is not its end (issue 16, item 13): Linux may answer it before
+    the last bytes written are readable, and a program may open its terminal
+    again. What comes after is shown while the command runs and recorded."""
+    child = spawn_qme(sys.executable, "-c", REOPENS_ITS_TERMINAL)
+    child.expect_exact("before the close")
+    started = time.monotonic()
+    child.expect_exact("after it")
+    assert time.monotonic() - started < 1.2  # shown as it came, not at the end
+    assert finish(child) == 0
+    task = last_task(qme_home)
+    assert task.error == b"before the close\r\nafter it\r\n"
+
+
 STRESS_RUNS = 30
 
 

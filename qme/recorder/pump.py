@@ -3,7 +3,12 @@
 A single-threaded poll loop: output is written straight to qme's own fd 1/2 and
 handed to a callback for recording; keystrokes go to the command's pty; signals
 are passed on; Ctrl-Z suspends qme together with the command and restores the
-terminal. On Linux a pty whose other side has closed reports EIO, not EOF.
+terminal. On Linux a pty whose other side has closed reports EIO, not EOF, and
+EIO is not the end: the kernel may answer it while the last bytes written before
+the close are still on their way, and the pty comes back when a program opens it
+again by its name (stderr's pty, which is not the controlling terminal). Such a
+pty is read again every RECHECK_MS while the command runs, and to its end once
+it has exited.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ READ_SIZE = 64 * 1024  # per read: under glibc's mmap threshold, so no mmap per 
 BURST_SIZE = 16 * 1024
 QUIET_MS = 100  # once the command has exited, stop when its fds are idle this long
 POLL_MS_WITHOUT_SIGNALS = 50
+RECHECK_MS = 50  # how often a pty that answered EIO is read again while the command runs
 STOP_WAIT_SECONDS = 2  # how long Ctrl-Z waits for a store write to finish
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
@@ -54,7 +60,8 @@ class Pump:
         self.record = record
         self.store_busy = store_busy  # a lock held while the store is written
         self.timer = timer
-        self.reads = dict(child.reads)
+        self.reads = dict(child.reads)  # the fds polled
+        self.routes = dict(child.reads)  # every fd read: (where it is copied, stream)
         for fd in self.reads:  # drained until they would block: see _read_output
             os.set_blocking(fd, False)
         self.child_changed = True  # SIGCHLD came: wait4 may have news
@@ -73,6 +80,8 @@ class Pump:
         self.err_pty = next((master for master, mirror in child.ptys if mirror == 2), None)
         self.broken: set[int] = set()  # destinations that can no longer be written
         self.ended_fds: list[int] = []  # read to their end, closed when the command has
+        self.hung_up: list[int] = []  # ptys that answered EIO: read again (see above)
+        self.recheck_at = 0.0  # the time.monotonic() of the next read of those
         self.status: tuple[int, object] | None = None
         self.signals: list[int] = []
         self.saved_handlers: dict[int, object] = {}
@@ -91,13 +100,14 @@ class Pump:
             self._loop()
             if self.status is None:
                 self._wait(block=True)
+            self._read_hung_up(to_the_end=True)
         finally:
             signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
             self._release_keyboard()
             self._restore_signals()
             for fd in list(self.reads):
                 self._close(fd)
-            for fd in self.ended_fds:
+            for fd in self.ended_fds + self.hung_up:
                 os.close(fd)
             if self.keyboard not in (None, 0):
                 os.close(self.keyboard)
@@ -166,8 +176,12 @@ class Pump:
                 timeout = QUIET_MS
             else:
                 timeout = self._until_timer(None if self.wakeup else POLL_MS_WITHOUT_SIGNALS)
+                if self.hung_up:
+                    timeout = RECHECK_MS if timeout is None else min(timeout, RECHECK_MS)
             events = poller.poll(timeout)
             self._check_timer()
+            if self.hung_up and self.status is None and time.monotonic() >= self.recheck_at:
+                self._read_hung_up()
             if not events and self.status is not None:
                 return  # exited, and whatever still holds its output is silent
             for fd, event in events:
@@ -196,18 +210,19 @@ class Pump:
             call, self.timer = self.timer[1], None
             call()
 
-    def _read_output(self, fd: int) -> None:
+    def _read_output(self, fd: int) -> bool:
         """Read what fd has, up to BURST_SIZE: a pty hands out about 4 KiB a read, and
         one write and one record per burst rather than per read keeps qme's
-        per-byte cost near that of `script`."""
-        chunks, size, ended = [], 0, False
+        per-byte cost near that of `script`. True when the burst is full (more may
+        wait)."""
+        chunks, size, ended, hung_up = [], 0, False, False
         while size < BURST_SIZE:
             try:
                 data = os.read(fd, READ_SIZE)
             except BlockingIOError:
                 break
-            except OSError:  # EIO: the pty's other side is gone
-                data = b""
+            except OSError:  # EIO: the pty's other side is gone, for now
+                data, hung_up = b"", True
             if not data:
                 ended = True
                 break
@@ -215,11 +230,35 @@ class Pump:
             size += len(data)
         if chunks:
             self._pass_on(fd, chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        if ended:
+        if hung_up:
+            self._hang_up(fd)
+        elif ended:
             self._close(fd, now=False)
+        return size >= BURST_SIZE
+
+    def _read_hung_up(self, to_the_end: bool = False) -> None:
+        """Read each pty that answered EIO again, polling it again when it is back.
+        to_the_end: the command has exited; read all that is left. (Under load, 4
+        of about 8,000 `qme run` got EIO between a command's first write and its
+        last, and kept only the first: `ls: ` of ls's error; issue 16, item 13.)"""
+        for fd in self.hung_up[:]:
+            self.hung_up.remove(fd)
+            self.reads[fd] = self.routes[fd]
+            self.poller.register(fd, select.POLLIN)
+            while self._read_output(fd) and to_the_end:
+                pass
+        self.recheck_at = time.monotonic() + RECHECK_MS / 1000
+
+    def _hang_up(self, fd: int) -> None:
+        """Stop polling a pty that answered EIO (poll would wake at once, again and
+        again), to read it every RECHECK_MS instead."""
+        if self.reads.pop(fd, None) is None:
+            return  # closed meanwhile (its reader went away)
+        self.poller.unregister(fd)
+        self.hung_up.append(fd)
 
     def _pass_on(self, fd: int, data: bytes) -> None:
-        dest, stream = self.reads[fd]
+        dest, stream = self.routes[fd]
         shown = self.record(stream, data) if stream else None
         if dest not in self.broken:
             self._write_all(dest, data if shown is None else shown, source=fd)
