@@ -558,9 +558,10 @@ STRESS_RUNS = 30
 @pytest.mark.parametrize("how", ["run", "picked-rerun"])
 def test_a_failing_ls_keeps_its_whole_error_under_load(qme_home, tmp_path, how):
     """GNU ls writes its error in four pieces ('ls: ', 'cannot access …', ': No such
-    …', newline); a rerun once kept only the first (issue 16). Every record, made by
-    `qme run` or by a rerun picked on a terminal, keeps all of it, with the CPUs
-    busy."""
+    …', newline); a rerun once kept only the first (issue 16): Linux answered EIO
+    before the rest was readable (see test_a_pty_that_answered_eio_is_still_read).
+    Every record, made by `qme run` or by a rerun picked on a terminal, keeps all
+    of it, with the CPUs busy."""
     from collections import Counter
 
     from qme import Queue
