@@ -60,8 +60,7 @@ class Pump:
         self.record = record
         self.store_busy = store_busy  # a lock held while the store is written
         self.timer = timer
-        self.reads = dict(child.reads)  # the fds polled
-        self.routes = dict(child.reads)  # every fd read: (where it is copied, stream)
+        self.reads = dict(child.reads)  # the fds polled (child.reads: every fd read)
         for fd in self.reads:  # drained until they would block: see _read_output
             os.set_blocking(fd, False)
         self.child_changed = True  # SIGCHLD came: wait4 may have news
@@ -243,7 +242,7 @@ class Pump:
         last, and kept only the first: `ls: ` of ls's error; issue 16, item 13.)"""
         for fd in self.hung_up[:]:
             self.hung_up.remove(fd)
-            self.reads[fd] = self.routes[fd]
+            self.reads[fd] = self.child.reads[fd]
             self.poller.register(fd, select.POLLIN)
             while self._read_output(fd) and to_the_end:
                 pass
@@ -258,7 +257,7 @@ class Pump:
         self.hung_up.append(fd)
 
     def _pass_on(self, fd: int, data: bytes) -> None:
-        dest, stream = self.routes[fd]
+        dest, stream = self.child.reads[fd]
         shown = self.record(stream, data) if stream else None
         if dest not in self.broken:
             self._write_all(dest, data if shown is None else shown, source=fd)
